@@ -1,0 +1,138 @@
+"""Typed, frozen run configurations. One config describes one run completely and is stored with it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from core.errors import ConfigError
+
+MnistModel = Literal["fast", "cnn", "ann"]
+MNIST_MODELS: tuple[str, ...] = ("fast", "cnn", "ann")
+TransferMode = Literal["frozen", "finetune"]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to fit, whatever the data: shared by MNIST and folder runs."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    validation_split: float = 0.1
+    seed: int = 42
+    early_stopping_patience: int | None = None  # epochs without val_loss improvement; None = off
+    stop_at_accuracy: float | None = None  # stop once this metric passes the threshold; None = off
+    stop_metric: str = "accuracy"
+    lr_schedule: Literal["constant", "onecycle"] = "constant"
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        _check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        _check(0 < self.learning_rate < 10, "learning_rate", "a number in (0, 10)", self.learning_rate)
+        _check(0 <= self.validation_split < 1, "validation_split", "a fraction in [0, 1)", self.validation_split)
+        if self.stop_at_accuracy is not None:
+            _check(0 < self.stop_at_accuracy <= 1, "stop_at_accuracy", "a fraction in (0, 1]",
+                   self.stop_at_accuracy)
+        if self.early_stopping_patience is not None:
+            _check(self.early_stopping_patience >= 0, "early_stopping_patience", "an integer >= 0",
+                   self.early_stopping_patience)
+
+
+@dataclass(frozen=True)
+class MnistConfig:
+    """A scratch network trained on MNIST."""
+
+    kind: ClassVar[str] = "mnist"
+    model: MnistModel = "fast"
+    augment: bool = False
+    train_limit: int | None = None  # use the first N training digits (quick demos, tests)
+    test_limit: int | None = None  # evaluate on the first N test digits
+    fit: FitOptions = field(default_factory=FitOptions)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.model in MNIST_MODELS, "model", f"one of {', '.join(MNIST_MODELS)}", self.model)
+        for key in ("train_limit", "test_limit"):
+            value = getattr(self, key)
+            if value is not None:
+                _check(value >= 10, key, "an integer >= 10 or None", value)
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """Transfer learning on a folder of class subfolders, on top of a pretrained feature-vector model."""
+
+    kind: ClassVar[str] = "folder"
+    data_dir: str = ""
+    backbone: str = "efficientnet-lite0"  # a bundled name, a TF Hub URL or a local SavedModel directory
+    mode: TransferMode = "frozen"
+    unfreeze: int | Literal["all"] = 1  # fine-tuning: top N blocks of the base, or "all"
+    augment: bool = False
+    test_split: float = 0.0
+    val_dir: str | None = None  # a separate validation folder instead of a split
+    split_from_run: str | None = None  # reuse exactly the split stored with that run
+    init_from_run: str | None = None  # fine-tune starting from that (frozen) run's head
+    dropout: float = 0.2
+    class_weights: Literal["auto", "on", "off"] = "auto"
+    fit: FitOptions = field(default_factory=lambda: FitOptions(epochs=10, batch_size=32, validation_split=0.2))
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data_dir), "data_dir", "a folder of class subfolders", self.data_dir)
+        _check(self.mode in ("frozen", "finetune"), "mode", "frozen or finetune", self.mode)
+        _check(self.unfreeze == "all" or (isinstance(self.unfreeze, int) and self.unfreeze >= 0),
+               "unfreeze", "an integer >= 0 or 'all'", self.unfreeze)
+        _check(0 <= self.test_split < 1, "test_split", "a fraction in [0, 1)", self.test_split)
+        _check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)", self.dropout)
+
+
+RunConfig = MnistConfig | FolderConfig
+_CONFIG_TYPES: dict[str, type] = {"mnist": MnistConfig, "folder": FolderConfig}
+
+
+def mnist_preset(model: MnistModel = "fast", **overrides: Any) -> MnistConfig:
+    """The recommended settings for each MNIST model; keyword overrides go to FitOptions or MnistConfig."""
+    fit_defaults: dict[str, dict[str, Any]] = {
+        # The fast preset is tuned for a 2-core laptop CPU (see bench/mnist.py).
+        "fast": dict(epochs=3, batch_size=128, learning_rate=3e-3, validation_split=0.05,
+                     lr_schedule="onecycle"),
+        # The seed material's recipe.
+        "cnn": dict(epochs=10, batch_size=32, learning_rate=1e-3, validation_split=0.3,
+                    stop_at_accuracy=0.98),
+        "ann": dict(epochs=5, batch_size=32, learning_rate=1e-3, validation_split=0.3),
+    }
+    fit_fields = {f.name for f in dataclasses.fields(FitOptions)}
+    fit_args = {**fit_defaults[model], **{k: v for k, v in overrides.items() if k in fit_fields}}
+    other = {k: v for k, v in overrides.items() if k not in fit_fields}
+    return MnistConfig(model=model, fit=FitOptions(**fit_args), **other)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["kind"] = config.kind
+    return data
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a config stored with a run; unknown keys (from a newer version) are ignored."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in _CONFIG_TYPES:
+        raise ConfigError(f"expected a run config of kind {' or '.join(_CONFIG_TYPES)}, got kind={kind!r}")
+    cls = _CONFIG_TYPES[kind]
+    fit_fields = {f.name for f in dataclasses.fields(FitOptions)}
+    fit = FitOptions(**{k: v for k, v in (data.pop("fit", None) or {}).items() if k in fit_fields})
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(fit=fit, **{k: v for k, v in data.items() if k in known and k != "fit"})
+
+
+def with_fit(config: RunConfig, **fit_changes: Any) -> RunConfig:
+    """A copy of the config with some fit options changed."""
+    return dataclasses.replace(config, fit=dataclasses.replace(config.fit, **fit_changes))
+
+
+def _check(ok: bool, name: str, expected: str, received: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: expected {expected}, got {received!r}")

@@ -1,0 +1,27 @@
+"""Errors the engine raises for bad input. Each message is one line: what was expected, what was received."""
+
+from __future__ import annotations
+
+
+class TransferlabError(Exception):
+    """Base class: a problem the user can fix; its message is shown as is (one line)."""
+
+
+class DataError(TransferlabError):
+    """A data set could not be loaded or does not look like what it should be."""
+
+
+class ImageError(TransferlabError):
+    """One image file could not be used (empty, truncated, not an image, too small, too large)."""
+
+
+class ModelError(TransferlabError):
+    """A model, backbone or weights file could not be built or loaded."""
+
+
+class RunStoreError(TransferlabError):
+    """A run could not be found, read or written."""
+
+
+class ConfigError(TransferlabError):
+    """A configuration value is out of range or inconsistent."""
