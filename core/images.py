@@ -1,0 +1,287 @@
+"""Robust image decoding for the engine: one place that opens user images and refuses bad ones clearly.
+
+Public API (all sizes are (height, width), like Keras' ``image_size``; PIL's own ``Image.size`` is (w, h)):
+
+- ``IMAGE_EXTENSIONS`` — the file name suffixes treated as images (compare lower-cased).
+- ``is_image_name(name)`` — whether a file name has one of those suffixes.
+- ``read_image_bytes(path)`` — the file's bytes; ImageError for a missing file, a folder, an empty file.
+- ``decode_image(data, *, name, min_size, max_pixels, draft_size)`` — a fully loaded, EXIF-oriented image.
+- ``open_image(path, *, min_size, max_pixels, draft_size)`` — both of the above.
+- ``check_image(data, *, name, min_size, max_pixels)`` — validate cheaply; the full (height, width).
+- ``to_rgb_array(image)`` / ``to_gray_array(image)`` — uint8 (H, W, 3) / (H, W) from any PIL mode.
+- ``load_rgb(path, size)`` — open, convert and resize in one call (what data sets use).
+
+Every refusal is a ``core.errors.ImageError`` with a one-line message "expected X, got Y". Images larger
+than ``max_pixels`` are refused from their header, before any pixel is decoded. Pillow's own global limit
+(``Image.MAX_IMAGE_PIXELS``, ~89 Mpx; an error above twice that) also applies; its DecompressionBombError is
+reported as an ImageError too. Warnings filters are deliberately not touched here (they are process-wide and
+not thread-safe, and images are decoded on tf.data threads): with the default ``max_pixels`` (64 Mpx) every
+image big enough to trigger Pillow's warning is refused by our own check anyway.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from core.errors import ImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+DEFAULT_MIN_SIDE = 8  # pixels; smaller images carry no usable content (a 1×1 "image" is refused)
+DEFAULT_MAX_PIXELS = 64_000_000  # width × height; refused before decoding (decompression bombs)
+
+# What Pillow raises on corrupt data varies by plugin; these are the ones seen in practice.
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error, zlib.error,
+)
+_EXIF_ORIENTATION = 0x0112
+_SWAPPED_ORIENTATIONS = (5, 6, 7, 8)  # orientations that swap width and height
+_RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking; with reducing_gap for big reductions
+
+
+def is_image_name(name: str | os.PathLike[str]) -> bool:
+    """True when the file name ends with one of IMAGE_EXTENSIONS (case-insensitive)."""
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The whole file, after checking it is an existing, non-empty regular file."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise ImageError(f"expected an image file at {path}, got no such file")
+        if path.is_dir():
+            raise ImageError(f"expected an image file at {path}, got a folder")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"expected a readable image file at {path}, got {_describe(exc)}") from exc
+    if not data:
+        raise ImageError(f"expected an image file at {path}, got an empty file (0 bytes)")
+    return data
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "image",
+    min_size: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode image bytes completely and check them; `name` only appears in error messages.
+
+    The result is fully loaded (no open file behind it), EXIF-rotated, and the first frame of an animation.
+    `draft_size` (height, width) lets a JPEG decode at a reduced scale (1/2, 1/4, 1/8) that still covers
+    that size in both directions — much cheaper for big photos; other formats ignore it. Size checks use
+    the full stored size, whatever the draft.
+    """
+    return _decode(data, name, min_size, max_pixels, draft_size)[0]
+
+
+def check_image(
+    data: bytes,
+    *,
+    name: str = "image",
+    min_size: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[int, int]:
+    """Validate image bytes by decoding them all as cheaply as possible (JPEGs at 1/8 scale); return the
+    full (height, width) as displayed (after EXIF rotation). Raise ImageError if unusable."""
+    return _decode(data, name, min_size, max_pixels, (1, 1))[1]
+
+
+def _decode(
+    data: bytes, name: str, min_size: int, max_pixels: int, draft_size: tuple[int, int] | None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The decoded, oriented image and its full oriented (height, width)."""
+    if not data:
+        raise ImageError(f"expected image data for {name}, got an empty file (0 bytes)")
+    too_big = f"expected an image of at most {max_pixels:,} pixels in {name}"
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"expected an image ({_formats()}) in {name}, got {_sniff(data)}") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{too_big}, got a larger one ({_describe(exc)})") from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"expected a readable image in {name}, "
+                         f"got a damaged header ({_describe(exc)})") from exc
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(f"{too_big}, got {width}×{height} ({width * height:,} pixels)")
+        if min(width, height) < min_size:
+            raise ImageError(f"expected an image at least {min_size}×{min_size} pixels in {name}, "
+                             f"got {width}×{height}")
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
+            logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files will not be refused")
+        try:
+            shape = (width, height) if _orientation(image) in _SWAPPED_ORIENTATIONS else (height, width)
+            if draft_size is not None and image.format == "JPEG":
+                side = max(draft_size)  # square request: covers the target whatever the EXIF rotation
+                image.draft(None, (side, side))
+            image.load()
+            return _oriented_copy(image), shape
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"{too_big}, got a larger one ({_describe(exc)})") from exc
+        except MemoryError as exc:
+            raise ImageError(f"expected an image that fits in memory in {name}, "
+                             f"got {width}×{height}") from exc
+        except _DECODE_ERRORS as exc:
+            raise ImageError(f"expected a complete {image.format or ''} image in {name}, "
+                             f"got damaged or truncated data ({_describe(exc)})") from exc
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    *,
+    min_size: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Open, fully decode and check one image file (see decode_image); raise ImageError if unusable."""
+    return decode_image(read_image_bytes(path), name=str(path), min_size=min_size, max_pixels=max_pixels,
+                        draft_size=draft_size)
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except _DECODE_ERRORS:
+        return 1
+
+
+def _oriented_copy(image: Image.Image) -> Image.Image:
+    """A detached copy of the (first frame of the) image, EXIF orientation applied."""
+    try:
+        oriented = ImageOps.exif_transpose(image)
+    except _DECODE_ERRORS as exc:  # a damaged EXIF block: keep the pixels as stored
+        logger.debug("ignoring unreadable EXIF orientation: %s", _describe(exc))
+        oriented = None
+    return oriented if oriented is not None and oriented is not image else image.copy()
+
+
+# ---- pixels ----
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """uint8 (H, W, 3) from any mode. Transparency is composited onto white; 16-bit and float images are
+    stretched from their actual value range to 0..255 (a constant image keeps its value, clipped)."""
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8).copy()
+    if mode in ("1", "L"):
+        gray = np.asarray(image.convert("L"), dtype=np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if _is_wide(mode):
+        gray = _wide_to_uint8(image)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if _has_alpha(image):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        return _over_white(rgba[:, :, :3], rgba[:, :, 3:])
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def to_gray_array(image: Image.Image) -> np.ndarray:
+    """uint8 (H, W) from any mode (ITU-R 601 luma for colour; transparency composited onto white)."""
+    mode = image.mode
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    if _is_wide(mode):
+        return _wide_to_uint8(image)
+    if mode in ("LA", "La") or (mode in ("P", "PA") and _palette_is_gray(image)):
+        la = np.asarray(image.convert("LA"), dtype=np.float32)
+        return _over_white(la[:, :, :1], la[:, :, 1:])[:, :, 0]
+    rgb = to_rgb_array(image)
+    return np.asarray(Image.fromarray(rgb, "RGB").convert("L"), dtype=np.uint8).copy()
+
+
+def load_rgb(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None = None,
+    *,
+    min_size: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """uint8 (H, W, 3) pixels of an image file, resized (stretched) to `size` = (height, width) if given.
+
+    Big JPEGs are decoded at a reduced scale first (Image.draft), then resized with an antialiasing
+    bicubic filter."""
+    if size is not None:
+        _check_size(size)
+    image = open_image(path, min_size=min_size, max_pixels=max_pixels, draft_size=size)
+    rgb = to_rgb_array(image)
+    if size is None or rgb.shape[:2] == tuple(size):
+        return rgb
+    resized = Image.fromarray(rgb, "RGB").resize((size[1], size[0]), _RESAMPLE, reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.uint8).copy()
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    if (len(size) != 2 or not all(isinstance(s, int | np.integer) for s in size)
+            or min(size) < 1):
+        raise ImageError(f"expected an image size (height, width) of positive integers, got {size!r}")
+
+
+def _is_wide(mode: str) -> bool:
+    return mode in ("I", "F") or mode.startswith("I;16")
+
+
+def _wide_to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit / 32-bit integer or float gray → uint8, stretched by the actual min..max of the pixels."""
+    values = np.asarray(image).astype(np.float64)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min()), float(values.max())
+    if high > low:
+        values = (values - low) * (255.0 / (high - low))
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
+        image.mode == "P" and "transparency" in image.info)
+
+
+def _palette_is_gray(image: Image.Image) -> bool:
+    return image.palette is not None and image.palette.mode in ("L", "LA")
+
+
+def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite float colour channels with a float 0..255 alpha channel onto white, as uint8."""
+    a = alpha / 255.0
+    out = color * a + 255.0 * (1.0 - a)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _formats() -> str:
+    return ", ".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
+
+
+def _sniff(data: bytes) -> str:
+    """A short description of what non-image bytes look like, for error messages."""
+    head = data[:512]
+    if head.startswith((b"%PDF",)):
+        return "a PDF document"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive"
+    if head.lstrip().startswith((b"<!DOCTYPE html", b"<html", b"<HTML")):
+        return "an HTML page"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return f"unrecognised binary data ({len(data):,} bytes)"
+    return f"a text file ({len(data):,} bytes)"

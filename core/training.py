@@ -1,0 +1,299 @@
+"""The one training call shared by the CLI and the GUI:
+
+    result = run_training(config, reporter, stop)
+
+`config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events (core.events),
+`stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a RunStore. Failures
+never escape as exceptions: they end the run with status "failed" and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from core.config import RunConfig, config_to_dict
+from core.errors import TransferlabError
+from core.events import (
+    BatchProgress,
+    EpochEnded,
+    ModelSummary,
+    PhaseProgress,
+    Reporter,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    null_reporter,
+)
+from core.layers import OneCycle
+from core.runs import RunStore
+from core.stopping import StopFlag
+
+logger = logging.getLogger(__name__)
+
+BATCH_EVENT_INTERVAL = 0.05  # seconds: at most 20 batch events a second
+
+
+class StopRequested(Exception):
+    """Raised inside the run when the stop flag is set; ends it with status "stopped"."""
+
+
+class LossIsNaN(TransferlabError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class JobContext:
+    """What a job gets from the shared loop."""
+
+    run_id: str
+    store: RunStore
+    reporter: Reporter
+    stop: StopFlag
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        self.check_stop()
+        self.reporter(PhaseProgress(name, done, total))
+
+    def check_stop(self) -> None:
+        if self.stop.requested:
+            raise StopRequested(self.stop.reason)
+
+
+@dataclass
+class Prepared:
+    """Everything the loop needs to fit, built by a job inside the distribution strategy's scope."""
+
+    model: keras.Model  # the model to fit (compiled by the loop)
+    train: tf.data.Dataset  # batched
+    val: tf.data.Dataset | None
+    steps_per_epoch: int
+    data_summary: dict[str, Any]
+    summary_model: keras.Model | None = None  # the model the user sees, when the fitted one is only a part
+    class_weight: dict[int, float] | None = None
+    learning_rate: float | None = None  # overrides config.fit.learning_rate (e.g. fine-tuning)
+    finalize: Callable[[keras.Model], keras.Model] = field(default=lambda model: model)
+    # How to feed the stored model: {"input": "digits28" | "rgb", "image_size": [h, w], "class_names": [...]}
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+
+class Job(Protocol):
+    """A kind of run (MNIST, folder): prepares data and model, evaluates the final model."""
+
+    def prepare(self, ctx: JobContext) -> Prepared: ...
+
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: RunStatus
+    reason: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def make_job(config: RunConfig) -> Job:
+    if config.kind == "mnist":
+        from core.mnist_job import MnistJob
+
+        return MnistJob(config)
+    from core.transfer import FolderJob  # the transfer-learning half
+
+    return FolderJob(config)
+
+
+def default_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirrored when TF_CONFIG is set, Mirrored over several GPUs, else the default strategy."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def run_training(config: RunConfig, reporter: Reporter | None = None, stop: StopFlag | None = None, *,
+                 store: RunStore | None = None, strategy: tf.distribute.Strategy | None = None,
+                 job: Job | None = None) -> RunResult:
+    """Train, evaluate and store one run. Returns how it ended; never raises for a failed run."""
+    reporter = reporter or null_reporter
+    stop = stop or StopFlag()
+    store = store or RunStore()
+    run = store.create(config)
+    ctx = JobContext(run.run_id, store, reporter, stop)
+    recorder = _HistoryRecorder(store, run.run_id)
+    status: RunStatus = "finished"
+    reason = ""
+    metrics: dict[str, Any] = {}
+    try:
+        keras.utils.set_random_seed(config.fit.seed)
+        job = job or make_job(config)
+        strategy = strategy or default_strategy()
+        with strategy.scope():
+            prepared = job.prepare(ctx)
+            _compile(prepared, config)
+        summary = summarize_model(prepared.summary_model or prepared.model)
+        store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary, "model": _as_dict(summary)})
+        store.write_json(run.run_id, "model_info.json", prepared.model_info)
+        reporter(RunStarted(run.run_id, config_to_dict(config), prepared.data_summary, summary))
+        status, reason = _fit(prepared, config, ctx, recorder)
+        if recorder.history:
+            final_model = prepared.finalize(prepared.model)
+            ctx.reporter(PhaseProgress("evaluating", 0, 1))
+            metrics = job.evaluate(final_model, ctx)
+            metrics["epochs_trained"] = len(recorder.history)
+            store.save_model(run.run_id, final_model)
+            store.write_json(run.run_id, "metrics.json", metrics)
+    except StopRequested as exc:
+        status, reason = "stopped", str(exc) or "stopped by user"
+    except TransferlabError as exc:
+        status, reason = "failed", str(exc)
+    except Exception as exc:
+        logger.exception("run %s failed", run.run_id)
+        status, reason = "failed", f"{type(exc).__name__}: {_first_line(exc)}"
+    try:
+        store.set_status(run.run_id, status, reason)
+    except TransferlabError as exc:  # the store itself failed (disk full): report, keep what is stored
+        status, reason = "failed", str(exc)
+    logger.info("run %s %s %s", run.run_id, status, reason)
+    reporter(RunFinished(run.run_id, status, reason, metrics))
+    return RunResult(run.run_id, run.path, status, reason, metrics, list(recorder.history))
+
+
+def _compile(prepared: Prepared, config: RunConfig) -> None:
+    fit = config.fit
+    peak = prepared.learning_rate or fit.learning_rate
+    learning_rate: float | OneCycle = peak
+    if fit.lr_schedule == "onecycle":
+        learning_rate = OneCycle(peak, total_steps=fit.epochs * prepared.steps_per_epoch)
+    prepared.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                           loss=keras.losses.SparseCategoricalCrossentropy(),
+                           metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+
+def _fit(prepared: Prepared, config: RunConfig, ctx: JobContext,
+         recorder: _HistoryRecorder) -> tuple[RunStatus, str]:
+    fit = config.fit
+    progress = _ProgressCallback(ctx, fit.epochs, prepared.steps_per_epoch, recorder)
+    callbacks: list[keras.callbacks.Callback] = [progress]
+    threshold = None
+    if fit.stop_at_accuracy is not None:
+        threshold = _ThresholdStop(fit.stop_metric, fit.stop_at_accuracy)
+        callbacks.append(threshold)
+    early = None
+    if fit.early_stopping_patience is not None and prepared.val is not None:
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=fit.early_stopping_patience,
+                                              restore_best_weights=True)
+        callbacks.append(early)
+    prepared.model.fit(prepared.train, validation_data=prepared.val, epochs=fit.epochs,
+                       steps_per_epoch=prepared.steps_per_epoch, class_weight=prepared.class_weight,
+                       callbacks=callbacks, shuffle=False, verbose=0)
+    if threshold is not None and threshold.reason:
+        return "finished", threshold.reason
+    if early is not None and early.stopped_epoch > 0:
+        return "finished", f"early stopping: val_loss did not improve for {fit.early_stopping_patience} epochs"
+    return "finished", ""
+
+
+class _HistoryRecorder:
+    """Keeps per-epoch metrics and rewrites history.json (atomically) after every epoch."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.history: list[dict[str, Any]] = []
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        self.store.write_history(self.run_id, self.history)
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    """Reports batches (throttled), epochs (always), honours the stop flag and stops on a NaN loss."""
+
+    def __init__(self, ctx: JobContext, epochs: int, steps: int, recorder: _HistoryRecorder) -> None:
+        super().__init__()
+        self.ctx, self.epochs, self.steps, self.recorder = ctx, epochs, steps, recorder
+        self.started = time.monotonic()
+        self.last_report = 0.0
+        self.epoch = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = time.monotonic()
+        self.ctx.check_stop()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.ctx.check_stop()  # raises StopRequested: fit ends now, without a validation pass
+        now = time.monotonic()
+        if now - self.last_report < BATCH_EVENT_INTERVAL and batch + 1 < self.steps:
+            return
+        self.last_report = now
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise LossIsNaN(f"expected a finite training loss, got {loss} at epoch {self.epoch + 1} batch "
+                            f"{batch + 1}; try a lower learning rate")
+        self.ctx.reporter(BatchProgress(self.epoch + 1, self.epochs, batch + 1, self.steps, loss,
+                                        float(logs.get("accuracy", float("nan"))), now - self.started))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if not math.isfinite(metrics.get("loss", 0.0)):
+            raise LossIsNaN(f"expected a finite training loss, got {metrics['loss']} at epoch {epoch + 1}; "
+                            "try a lower learning rate")
+        elapsed = time.monotonic() - self.started
+        self.recorder.append({"epoch": epoch + 1, **metrics, "elapsed": elapsed})
+        self.ctx.reporter(EpochEnded(epoch + 1, self.epochs, metrics, elapsed))
+
+
+class _ThresholdStop(keras.callbacks.Callback):
+    """Stops at the end of the first epoch whose metric reaches the threshold (seed recipe: accuracy > 98 %)."""
+
+    def __init__(self, metric: str, threshold: float) -> None:
+        super().__init__()
+        self.metric, self.threshold, self.reason = metric, threshold, ""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.metric)
+        if value is not None and float(value) >= self.threshold:
+            self.reason = f"{self.metric} reached {float(value):.4f} >= {self.threshold} at epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+def summarize_model(model: keras.Model) -> ModelSummary:
+    layers = []
+    for layer in model.layers:
+        try:
+            shape = str(tuple(layer.output.shape))
+        except (AttributeError, ValueError):
+            shape = "?"
+        layers.append((layer.name, type(layer).__name__, shape, int(layer.count_params())))
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return ModelSummary(model.name, tuple(layers), trainable, frozen)
+
+
+def _as_dict(summary: ModelSummary) -> dict[str, Any]:
+    return {"name": summary.name, "trainable_params": summary.trainable_params,
+            "frozen_params": summary.frozen_params,
+            "layers": [dict(zip(("name", "type", "output_shape", "params"), row, strict=True))
+                       for row in summary.layers]}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
