@@ -237,7 +237,8 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.ctx.check_stop()  # raises StopRequested: fit ends now, without a validation pass
+        if self.ctx.stop.requested:  # end fit now, without the validation pass Keras runs after a stop
+            raise StopRequested(f"{self.ctx.stop.reason} after epoch {self.epoch + 1}, batch {batch + 1}")
         now = time.monotonic()
         if now - self.last_report < BATCH_EVENT_INTERVAL and batch + 1 < self.steps:
             return
