@@ -123,8 +123,8 @@ def _decode(
         if min(width, height) < min_size:
             raise ImageError(f"expected an image at least {min_size}×{min_size} pixels in {name}, "
                              f"got {width}×{height}")
-        if ImageFile.LOAD_TRUNCATED_IMAGES:
-            logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files will not be refused")
+        if ImageFile.LOAD_TRUNCATED_IMAGES and not _warned_truncated:
+            _warn_truncated_once()
         try:
             shape = (width, height) if _orientation(image) in _SWAPPED_ORIENTATIONS else (height, width)
             if draft_size is not None and image.format == "JPEG":
@@ -152,6 +152,15 @@ def open_image(
     """Open, fully decode and check one image file (see decode_image); raise ImageError if unusable."""
     return decode_image(read_image_bytes(path), name=str(path), min_size=min_size, max_pixels=max_pixels,
                         draft_size=draft_size)
+
+
+_warned_truncated = False
+
+
+def _warn_truncated_once() -> None:
+    global _warned_truncated
+    _warned_truncated = True
+    logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set by some code: truncated files will not be refused")
 
 
 def _orientation(image: Image.Image) -> int:

@@ -9,9 +9,9 @@ Good data
 - ``class_image(class_index, size, rng)`` — the uint8 (H, W, 3) pixels of one such image.
 - ``class_color(class_index)`` — the base colour of a class.
 - ``write_image(path, pixels_or_image, **save_kwargs)`` — save anything (format from the suffix).
-- ``write_mode_sample(path, mode)`` — an image stored in a given PIL mode ("1", "L", "LA", "P", "P-gif"
-  (a palette GIF), "RGB", "RGBA", "CMYK", "I;16"); returns the uint8 (H, W, 3) RGB that core.images should read back
-  (transparency composited onto white, 16-bit stretched by its range). MODE_SAMPLE_SUFFIX gives the format.
+- ``write_mode_sample(path, mode)`` — an image stored in a given PIL mode ("1", "L", "LA", "P", "P-gif" (a
+  palette GIF), "RGB", "RGBA", "CMYK", "I;16"); returns the uint8 (H, W, 3) RGB that core.images should read
+  back (transparency composited onto white, 16-bit stretched by its range). MODE_SAMPLE_SUFFIX: the suffix.
 - ``write_exif_rotated(path, orientation)`` / ``write_animated_gif(path)`` — EXIF and animation cases.
 
 Broken files (each ``write_*(path) -> Path``); ``BROKEN_WRITERS`` maps a kind to its writer and

@@ -96,6 +96,16 @@ def test_duplicates_across_classes(tmp_path: Path) -> None:
     assert scan.duplicates == (("a/a_0001.png", "b/copy.png"),)
 
 
+def test_factory_classes_are_learnable(tmp_path: Path) -> None:
+    """Even a nearest-mean-colour classifier separates the generated classes (so models can learn them)."""
+    names = [f"c{k}" for k in range(6)]
+    scan = fd.scan_folder(factory.make_class_folder(tmp_path / "d", dict.fromkeys(names, 8), size=(24, 24)))
+    means = np.stack([load_rgb(Path(scan.root) / p).reshape(-1, 3).mean(axis=0) for p, _ in scan.items])
+    centroids = np.stack([means[scan.labels == k].mean(axis=0) for k in range(len(names))])
+    predicted = np.argmin(((means[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    assert (predicted == scan.labels).mean() == 1.0
+
+
 def test_scan_is_fast(tmp_path: Path) -> None:
     root = factory.make_class_folder(tmp_path / "d", {"a": 150, "b": 150}, size=(96, 96), fmt="jpg")
     started = time.perf_counter()
