@@ -85,11 +85,15 @@ class RunStore:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.kind}-{tag}-{secrets.token_hex(2)}"
         path = self.root / run_id
         path.mkdir()
-        write_json_atomic(path / "config.json", config_to_dict(config))
         now = time.time()
-        write_json_atomic(path / "status.json", {"status": "running", "reason": "", "pid": os.getpid(),
-                                                 "created": now, "updated": now})
-        write_json_atomic(path / "history.json", [])
+        try:
+            write_json_atomic(path / "config.json", config_to_dict(config))
+            write_json_atomic(path / "status.json", {"status": "running", "reason": "", "pid": os.getpid(),
+                                                     "created": now, "updated": now})
+            write_json_atomic(path / "history.json", [])
+        except RunStoreError:
+            shutil.rmtree(path, ignore_errors=True)  # no half-made run folder
+            raise
         logger.info("created run %s", path)
         return self.get(run_id)
 
