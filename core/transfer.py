@@ -1,0 +1,427 @@
+"""Transfer learning on a folder of class subfolders: the FolderJob run kind, and frozen vs fine-tuned.
+
+    result = run_training(FolderConfig(data_dir="photos", mode="frozen"), reporter, stop)
+    report = compare_frozen_finetune(FolderConfig(data_dir="photos"))
+
+CPU time is the product, so the backbone never runs more often than it must:
+
+- Frozen, no augmentation: every image goes through the feature extractor ONCE ("extracting features");
+  only the head (Dropout + Dense softmax) is fitted, on the cached feature arrays. Evaluation reuses the
+  cached features of the evaluation split. The stored model is the full one (extractor + trained head),
+  taking raw 0..255 RGB images of the backbone's input size.
+- Fine-tuned, no augmentation, backbone split at a cut point: the frozen bottom runs ONCE per image and its
+  activations are cached ("caching activations"); only top + head are fitted. The stored model composes
+  bottom + top + head. With "all" blocks unfrozen there is no bottom: the run is end to end.
+- With augmentation the images change every epoch, so nothing can be cached: the run is end to end (the
+  data summary says so), with Keras RandomFlip / RandomRotation / RandomZoom layers active only in training.
+
+BatchNorm always runs in inference mode (the backbone parts are called with training=False), so unfreezing
+never disturbs the pretrained statistics. Fine-tuning uses FINETUNE_LEARNING_RATE (1e-4) unless the config's
+learning rate was changed from its default.
+
+Stored model layout (what init_from_run and core.predict rely on): an input layer "image", one nested model
+per backbone part ("extractor", or "bottom" and "top"), then the nested Sequential "head".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from core.config import FitOptions, FolderConfig
+from core.errors import ConfigError, DataError, ModelError
+from core.evaluation import classification_report
+from core.events import Reporter
+from core.folder_data import (
+    DataSplit,
+    Item,
+    class_weights,
+    make_dataset,
+    scan_folder,
+    split_from_folders,
+    split_items,
+)
+from core.runs import RunStore
+from core.stopping import StopFlag
+from core.training import JobContext, Prepared, run_training
+
+logger = logging.getLogger(__name__)
+
+FINETUNE_LEARNING_RATE = 1e-4
+EXTRACT_BATCH = 32  # images per forward pass when caching features / activations
+PHASE_INTERVAL = 0.1  # seconds between phase-progress events of per-image loops
+HEAD_NAME = "head"
+AUGMENTATION_NOTE = ("augmentation is on: images change every epoch, so features cannot be cached and the "
+                     "backbone runs end to end on every image, every epoch (much slower)")
+
+
+class FolderJob:
+    """A transfer-learning run on a folder of class subfolders (see the module docstring)."""
+
+    def __init__(self, config: FolderConfig) -> None:
+        self.config = config
+        self.split: DataSplit | None = None
+        self._fitted: keras.Model | None = None
+        self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
+        self._eval_part = "val"
+
+    # ---- Job protocol ----
+
+    def prepare(self, ctx: JobContext) -> Prepared:
+        from core.backbones import resolve_backbone
+
+        config, fit = self.config, self.config.fit
+        split, scan_summary = self._split(ctx)
+        self.split = split
+        ctx.store.write_json(ctx.run_id, "split.json", split.to_dict())
+        n_classes = len(split.class_names)
+        if not split.train:
+            raise DataError(f"expected at least one training image in {split.root}, got none")
+        self._eval_part = "test" if split.test else "val" if split.val else "train"
+
+        ctx.phase("loading backbone", 0, 1)
+        backbone = resolve_backbone(config.backbone)
+        info = backbone.info
+        image_size = (int(info.input_size[0]), int(info.input_size[1]))
+        ctx.phase("loading backbone", 1, 1)
+
+        labels = np.array([i for _, i in split.train], dtype=np.int32)
+        weights = class_weights(labels, n_classes, config.class_weights)
+        learning_rate = None
+        if config.mode == "finetune" and config.fit.learning_rate == FitOptions().learning_rate:
+            learning_rate = FINETUNE_LEARNING_RATE
+
+        bottom: keras.Model | None
+        if config.mode == "frozen":
+            bottom, top = backbone.build_extractor(), None
+            bottom.trainable = False
+        else:
+            bottom, top = backbone.split(config.unfreeze)
+            if bottom is not None:
+                bottom.trainable = False
+        head = build_head(info.feature_dim, n_classes, config.dropout)
+        if config.init_from_run:
+            copy_head_from_run(ctx.store, config.init_from_run, head, split.class_names, config.backbone)
+
+        cached = not config.augment and bottom is not None
+        if cached:
+            assert bottom is not None
+            prepared = self._prepare_cached(ctx, split, image_size, bottom, top, head)
+            training = ("cached features: each image goes through the frozen backbone once, then only the head "
+                        "is fitted") if top is None else (
+                "cached activations: each image goes through the frozen bottom of the backbone once, then only "
+                "the unfrozen top blocks and the head are fitted")
+        else:
+            prepared = self._prepare_end_to_end(split, image_size, [p for p in (bottom, top) if p is not None],
+                                                head)
+            training = "end to end: the backbone runs on every image, every epoch"
+
+        summary: dict[str, Any] = {
+            **scan_summary, "kind": "folder", "classes": list(split.class_names),
+            "train_samples": len(split.train), "validation_samples": len(split.val),
+            "test_samples": len(split.test), "train_split_counts": list(split.counts("train")),
+            "validation_split_counts": list(split.counts("val")), "test_split_counts": list(split.counts("test")),
+            "split": split.extra.get("source", ""), "eval_set": _EVAL_SET_NAMES[self._eval_part],
+            "class_weights": None if weights is None else {split.class_names[k]: round(v, 4)
+                                                           for k, v in weights.items()},
+            "backbone": dict(spec=info.spec, name=info.name, input_size=list(image_size),
+                             feature_dim=int(info.feature_dim)),
+            "mode": config.mode, "augment": config.augment, "training": training,
+        }
+        if config.mode == "finetune":
+            summary["unfreeze"] = config.unfreeze
+            summary["learning_rate"] = learning_rate or fit.learning_rate
+        if config.init_from_run:
+            summary["init_from_run"] = config.init_from_run
+        if config.augment:
+            summary["note"] = AUGMENTATION_NOTE
+        return dataclasses.replace(
+            prepared, data_summary=summary, class_weight=weights, learning_rate=learning_rate,
+            model_info={"input": "rgb", "image_size": list(image_size), "class_names": list(split.class_names),
+                        "backbone": info.spec})
+
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]:
+        assert self.split is not None
+        items = getattr(self.split, self._eval_part)
+        if self._eval_cache is not None and self._fitted is not None:
+            inputs, labels = self._eval_cache
+            probabilities = self._fitted.predict(inputs, batch_size=256, verbose=0)
+        else:
+            image_size = tuple(int(s) for s in model.input_shape[1:3])
+            dataset = make_dataset(self.split.root, items, image_size, EXTRACT_BATCH, cache=False)
+            labels = np.array([i for _, i in items], dtype=np.int32)
+            probabilities = model.predict(dataset, verbose=0)
+        report = classification_report(labels, probabilities, self.split.class_names,
+                                       sample_ids=[p for p, _ in items])
+        prefix = {"val": "val", "test": "test", "train": "train"}[self._eval_part]
+        return {"eval_set": _EVAL_SET_NAMES[self._eval_part], f"{prefix}_accuracy": report["accuracy"],
+                f"{prefix}_loss": report["loss"], **report}
+
+    # ---- data ----
+
+    def _split(self, ctx: JobContext) -> tuple[DataSplit, dict[str, Any]]:
+        """The split to use, and the scan summary (per-class counts, skipped files) for the data summary."""
+        config, fit = self.config, self.config.fit
+        progress = _PhaseReporter(ctx, "scanning folder")
+        scan = scan_folder(config.data_dir, progress=progress)
+        summary = scan.summary()
+        if config.split_from_run:
+            split = load_run_split(ctx.store, config.split_from_run)
+            _check_same_classes(split.class_names, scan.class_names, f"the split of run {config.split_from_run}",
+                                config.data_dir)
+            same_root = Path(split.root).resolve() == Path(config.data_dir).resolve()
+            missing = set(_all_items(split)) - set(scan.items) if same_root else set()
+            if missing:
+                raise DataError(f"expected the images of run {config.split_from_run}'s split in {config.data_dir}, "
+                                f"got {len(missing)} missing or unusable (first: {sorted(missing)[0][0]})")
+            source = f"reused from run {config.split_from_run}"
+        elif config.val_dir:
+            val_scan = scan_folder(config.val_dir, progress=_PhaseReporter(ctx, "scanning validation folder"))
+            summary["validation_folder"] = val_scan.summary()
+            split = split_from_folders(scan, val_scan, config.test_split, fit.seed)
+            source = f"validation folder {config.val_dir}"
+        else:
+            split = split_items(scan, fit.validation_split, config.test_split, fit.seed)
+            source = (f"stratified, seed {fit.seed}: validation {fit.validation_split:g}, "
+                      f"test {config.test_split:g}")
+        split = dataclasses.replace(split, extra={**split.extra, "source": source})
+        return split, summary
+
+    def _prepare_cached(self, ctx: JobContext, split: DataSplit, image_size: tuple[int, int],
+                        bottom: keras.Model, top: keras.Model | None, head: keras.Sequential) -> Prepared:
+        fit = self.config.fit
+        phase = "extracting features" if top is None else "caching activations"
+        parts = {part: getattr(split, part) for part in ("train", "val", "test") if getattr(split, part)}
+        if self._eval_part == "train":
+            parts.setdefault("train", split.train)
+        total = sum(-(-len(items) // EXTRACT_BATCH) for items in parts.values())
+        reporter = _BatchPhase(ctx, phase, total)
+        cache = {part: run_once(bottom, split.root, items, image_size, reporter) for part, items in parts.items()}
+        reporter.finish()
+        train_x, train_y = cache["train"]
+        train = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
+                 .shuffle(len(train_y), seed=fit.seed, reshuffle_each_iteration=True)
+                 .batch(fit.batch_size).prefetch(tf.data.AUTOTUNE))
+        val = None
+        if "val" in cache:
+            val = tf.data.Dataset.from_tensor_slices(cache["val"]).batch(256)
+        fitted = head if top is None else _chain(train_x.shape[1:], [top], head, "top_and_head")
+        self._fitted, self._eval_cache = fitted, cache[self._eval_part]
+        full_parts = [bottom] if top is None else [bottom, top]
+        full = compose(image_size, full_parts, head)
+
+        def finalize(model: keras.Model) -> keras.Model:
+            return full  # shares its layers (and trained weights) with the fitted model
+
+        return Prepared(model=fitted, train=train, val=val, steps_per_epoch=-(-len(train_y) // fit.batch_size),
+                        data_summary={}, summary_model=full, finalize=finalize)
+
+    def _prepare_end_to_end(self, split: DataSplit, image_size: tuple[int, int], parts: list[keras.Model],
+                            head: keras.Sequential) -> Prepared:
+        fit = self.config.fit
+        train = make_dataset(split.root, split.train, image_size, fit.batch_size, shuffle=True, seed=fit.seed,
+                             cache=len(split.train) <= 2000)
+        val = make_dataset(split.root, split.val, image_size, EXTRACT_BATCH) if split.val else None
+        augmenter = augmentation_layers(fit.seed) if self.config.augment else None
+        model = compose(image_size, parts, head, augmenter=augmenter)
+        full = compose(image_size, parts, head) if augmenter is not None else model
+
+        def finalize(trained: keras.Model) -> keras.Model:
+            return full  # without the augmentation layers; same trained layers
+
+        return Prepared(model=model, train=train, val=val, steps_per_epoch=-(-len(split.train) // fit.batch_size),
+                        data_summary={}, summary_model=model, finalize=finalize)
+
+
+_EVAL_SET_NAMES = {"val": "validation", "test": "test", "train": "train"}
+
+
+# ---- models ----
+
+def build_head(feature_dim: int, n_classes: int, dropout: float) -> keras.Sequential:
+    """Dropout + Dense(n, softmax) on a [None, feature_dim] feature vector."""
+    return keras.Sequential([keras.Input((int(feature_dim),), name="features"),
+                             keras.layers.Dropout(dropout, name="head_dropout"),
+                             keras.layers.Dense(n_classes, activation="softmax", name="head_dense")],
+                            name=HEAD_NAME)
+
+
+def augmentation_layers(seed: int | None = None) -> keras.Sequential:
+    """Random flips, small rotations and zooms; active only while training (identity at inference)."""
+    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
+                             keras.layers.RandomRotation(0.08, fill_mode="reflect", seed=seed),
+                             keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed)], name="augmentation")
+
+
+def compose(image_size: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, *,
+            augmenter: keras.Model | None = None, name: str = "classifier") -> keras.Model:
+    """Raw 0..255 RGB [None, h, w, 3] → backbone parts (BatchNorm in inference mode) → head probabilities."""
+    inputs = keras.Input((int(image_size[0]), int(image_size[1]), 3), name="image")
+    x = augmenter(inputs) if augmenter is not None else inputs
+    for part in parts:
+        x = part(x, training=False)
+    return keras.Model(inputs, head(x), name=name)
+
+
+def _chain(input_shape: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, name: str) -> keras.Model:
+    inputs = keras.Input(tuple(int(s) for s in input_shape), name="activations")
+    x = inputs
+    for part in parts:
+        x = part(x, training=False)
+    return keras.Model(inputs, head(x), name=name)
+
+
+def run_once(model: keras.Model, root: str, items: Sequence[Item], image_size: tuple[int, int],
+             reporter: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`model`'s outputs (inference mode) for every image, one pass; returns (outputs, labels)."""
+    dataset = make_dataset(root, items, image_size, EXTRACT_BATCH, cache=False)
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    outputs: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for images, batch_labels in dataset:
+        outputs.append(forward(images).numpy())
+        labels.append(batch_labels.numpy())
+        if reporter is not None:
+            reporter()
+    return np.concatenate(outputs).astype(np.float32, copy=False), np.concatenate(labels).astype(np.int32)
+
+
+def find_head(model: keras.Model) -> keras.Model:
+    """The nested "head" model of a stored folder-run model."""
+    try:
+        return model.get_layer(HEAD_NAME)
+    except ValueError as exc:
+        raise ModelError(f"expected a transfer-learning model with a '{HEAD_NAME}' part, got layers "
+                         f"{[layer.name for layer in model.layers]}") from exc
+
+
+def copy_head_from_run(store: RunStore, run_id: str, head: keras.Model, class_names: Sequence[str],
+                       backbone: str) -> None:
+    """Start `head` from the trained head of another run, which must have the same classes and backbone."""
+    run_id = store.resolve(run_id)
+    info = store.read_json(run_id, "model_info.json", default={}) or {}
+    theirs = list(info.get("class_names") or [])
+    if theirs != list(class_names):
+        raise ConfigError(f"init_from_run: expected a run with the classes {', '.join(class_names)}, "
+                          f"got run {run_id} with {', '.join(theirs) or 'none'}")
+    if info.get("backbone") != backbone:
+        raise ConfigError(f"init_from_run: expected a run with the backbone {backbone}, got run {run_id} with "
+                          f"{info.get('backbone')}")
+    source = find_head(store.load_model(run_id))
+    try:
+        head.set_weights(source.get_weights())
+    except ValueError as exc:
+        raise ConfigError(f"init_from_run: expected a head shaped like {[w.shape for w in head.get_weights()]}, "
+                          f"got {[w.shape for w in source.get_weights()]} in run {run_id}") from exc
+    logger.info("head initialised from run %s", run_id)
+
+
+def load_run_split(store: RunStore, run_id: str) -> DataSplit:
+    run_id = store.resolve(run_id)
+    data = store.read_json(run_id, "split.json")
+    if data is None:
+        raise DataError(f"split_from_run: expected a folder run with split.json, got run {run_id} without one")
+    return DataSplit.from_dict(data)
+
+
+def _check_same_classes(expected: Sequence[str], got: Sequence[str], what: str, where: str) -> None:
+    if list(expected) != list(got):
+        raise DataError(f"expected the classes of {what} ({', '.join(expected)}) in {where}, "
+                        f"got {', '.join(got)}")
+
+
+def _all_items(split: DataSplit) -> list[Item]:
+    return [*split.train, *split.val, *split.test]
+
+
+class _PhaseReporter:
+    """scan_folder's progress(done, total) → throttled ctx.phase (which also honours the stop flag)."""
+
+    def __init__(self, ctx: JobContext, name: str) -> None:
+        self.ctx, self.name, self.last = ctx, name, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - self.last >= PHASE_INTERVAL:
+            self.last = now
+            self.ctx.phase(self.name, done, total)
+        else:
+            self.ctx.check_stop()
+
+
+class _BatchPhase:
+    """Counts batches across several passes and reports each one as ctx.phase(name, done, total)."""
+
+    def __init__(self, ctx: JobContext, name: str, total: int) -> None:
+        self.ctx, self.name, self.total, self.done = ctx, name, total, 0
+        ctx.phase(name, 0, total)
+
+    def __call__(self) -> None:
+        self.done += 1
+        self.ctx.phase(self.name, min(self.done, self.total), self.total)
+
+    def finish(self) -> None:
+        self.ctx.phase(self.name, self.total, self.total)
+
+
+# ---- frozen vs fine-tuned ----
+
+def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | None = None,
+                            stop: StopFlag | None = None, store: RunStore | None = None) -> dict[str, Any]:
+    """Train a frozen run, then a fine-tuned one on exactly the same split and seed, and compare them.
+
+    The fine-tuned run reuses the frozen run's split (split_from_run) and starts from its trained head
+    (init_from_run): fine-tuning with a random head would push large, noisy gradients into the unfrozen
+    blocks; starting from the frozen optimum is the standard recipe, and it makes the comparison answer
+    "what does fine-tuning add on top of the frozen model". Both runs go through run_training with the same
+    FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate was changed). If the frozen
+    run does not finish with a model, the fine-tuned run is not started.
+    """
+    store = store or RunStore()
+    stop = stop or StopFlag()
+    frozen = run_training(dataclasses.replace(folder_config, mode="frozen", init_from_run=None),
+                          reporter, stop, store=store)
+    result: dict[str, Any] = {"frozen_run": frozen.run_id, "frozen_status": frozen.status,
+                              "frozen_reason": frozen.reason, "frozen_history": frozen.history,
+                              "frozen_metrics": frozen.metrics, "finetune_run": None, "finetune_status": None,
+                              "finetune_reason": "", "finetune_history": [], "finetune_metrics": {},
+                              "per_class": [], "differences": {}}
+    if frozen.status != "finished" or not frozen.metrics:
+        result["finetune_reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
+        return result
+    finetune_config = dataclasses.replace(folder_config, mode="finetune", split_from_run=frozen.run_id,
+                                          init_from_run=frozen.run_id)
+    tuned = run_training(finetune_config, reporter, stop, store=store)
+    result.update(finetune_run=tuned.run_id, finetune_status=tuned.status, finetune_reason=tuned.reason,
+                  finetune_history=tuned.history, finetune_metrics=tuned.metrics)
+    if tuned.metrics:
+        result["per_class"] = per_class_differences(frozen.metrics, tuned.metrics)
+        result["differences"] = {key: tuned.metrics[key] - frozen.metrics[key] for key in ("accuracy", "loss")
+                                 if isinstance(frozen.metrics.get(key), float)
+                                 and isinstance(tuned.metrics.get(key), float)}
+    return result
+
+
+def per_class_differences(frozen: dict[str, Any], tuned: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per class: precision / recall / F1 of both runs and fine-tuned minus frozen."""
+    rows = []
+    theirs = {row["class"]: row for row in tuned.get("per_class", [])}
+    for row in frozen.get("per_class", []):
+        other = theirs.get(row["class"])
+        if other is None:
+            continue
+        entry: dict[str, Any] = {"class": row["class"], "support": row["support"]}
+        for key in ("precision", "recall", "f1"):
+            entry[f"frozen_{key}"] = row[key]
+            entry[f"finetune_{key}"] = other[key]
+            entry[f"{key}_diff"] = other[key] - row[key]
+        rows.append(entry)
+    return rows
