@@ -1,0 +1,323 @@
+"""The main window: a run bar (Train, Stop, progress, time remaining), an inline message bar and one tab per
+view (Data, Model, Training, Results, Runs, Classify). Owns the training Task; drops of folders and images."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from core.runs import RunStore
+from gui.classify_panel import ClassifyPanel
+from gui.data_panel import DataPanel
+from gui.model_panel import ModelPanel
+from gui.results_panel import ResultsPanel
+from gui.runs_panel import RunsPanel
+from gui.settings import AppSettings
+from gui.training_panel import TrainingPanel
+from gui.widgets import MessageBar
+from gui.worker import Task, compare_fn, training_fn, wait_for_tasks
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+CLOSE_TIMEOUT_S = 60.0
+
+
+class MainWindow(QMainWindow):
+    trainingFinished = Signal(object)  # the RunResult (or the compare dict); None when the task itself failed
+
+    def __init__(self, settings: AppSettings | None = None, store: RunStore | None = None) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.store = store or RunStore()
+        self.training: Task | None = None
+        self.last_result: Any = None
+        self.setWindowTitle("Transferlab — train and try image classifiers")
+        self.setAcceptDrops(True)
+        self._build()
+        self.resize(1200, 800)
+        self.settings.restore_window(self)
+        self.runs_panel.refresh()
+        self.classify_panel.refresh_runs(self.runs_panel.runs)
+        self.data_panel.start()
+
+    # ---- layout ----
+
+    def _build(self) -> None:
+        self.data_panel = DataPanel(self.settings)
+        self.model_panel = ModelPanel()
+        self.training_panel = TrainingPanel()
+        self.results_panel = ResultsPanel(self.store)
+        self.runs_panel = RunsPanel(self.store)
+        self.classify_panel = ClassifyPanel(self.store)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for widget, title in ((self.data_panel, "1 · Data"), (self.model_panel, "2 · Model"),
+                              (self.training_panel, "3 · Training"), (self.results_panel, "4 · Results"),
+                              (self.runs_panel, "5 · Runs && compare"), (self.classify_panel, "6 · Classify")):
+            self.tabs.addTab(widget, title)
+
+        self.train_button = QPushButton("▶  Train")
+        self.train_button.setToolTip("Train the model on the chosen data (Ctrl+Return)")
+        self.train_button.setStyleSheet("QPushButton{font-weight:bold;padding:4px 18px;}")
+        self.stop_button = QPushButton("■  Stop")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.progress.setTextVisible(True)
+        self.eta_label = QLabel("")
+        self.eta_label.setMinimumWidth(150)
+        self.source_label = QLabel("")
+        self.train_button.clicked.connect(self.start_training)
+        self.stop_button.clicked.connect(self.stop_training)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start_training)
+        bar = QHBoxLayout()
+        bar.addWidget(self.train_button)
+        bar.addWidget(self.stop_button)
+        bar.addWidget(self.progress, 1)
+        bar.addWidget(self.eta_label)
+        self.message_bar = MessageBar()
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 4)
+        layout.addLayout(bar)
+        layout.addWidget(self.source_label)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        for panel in (self.data_panel, self.results_panel, self.runs_panel, self.classify_panel):
+            panel.message.connect(self.show_message)
+        self.data_panel.sourceChanged.connect(self._on_source_changed)
+        self.model_panel.compareRequested.connect(self.start_compare)
+        self.runs_panel.showResults.connect(self.show_results)
+        self.runs_panel.classifyWith.connect(self._on_classify_with)
+        self.tabs.currentChanged.connect(self._on_tab)
+
+    # ---- messages ----
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        self.message_bar.show_message(text, level)
+        if level == "error":
+            logger.warning("%s", text)
+
+    # ---- data source ----
+
+    def _on_source_changed(self, kind: str, folder: str) -> None:
+        self.model_panel.set_kind(kind)
+        self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
+                                  else f"Data: folder <b>{_html(folder)}</b>")
+
+    # ---- training ----
+
+    def is_training(self) -> bool:
+        return self.training is not None and self.training.running
+
+    def start_training(self) -> Task | None:
+        return self._start(compare=False)
+
+    def start_compare(self) -> Task | None:
+        return self._start(compare=True)
+
+    def _start(self, compare: bool) -> Task | None:
+        if self.is_training():
+            self.show_message("A training run is already going: stop it first.", "warning")
+            return None
+        kind, folder = self.data_panel.source()
+        if compare and kind != "folder":
+            self.show_message("Frozen vs fine-tuned needs a folder data set: choose one in Data.", "warning")
+            return None
+        if kind == "folder" and self.data_panel.scan_error:
+            self.show_message(f"This folder can't be used for training: {self.data_panel.scan_error}", "error")
+            return None
+        try:
+            config = self.model_panel.build_config(kind, folder)
+        except Exception as exc:  # ConfigError (a bad value) or anything unexpected: show it, never crash
+            logger.exception("building the run config")
+            self.show_message(f"Check the settings: {exc}", "error")
+            return None
+        self.message_bar.clear()
+        epochs = config.fit.epochs
+        title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else (
+            f"MNIST {config.model}" if kind == "mnist" else f"{Path(folder).name} ({config.mode})")
+        self.training_panel.begin(title, epochs)
+        self._runs_in_task = 2 if compare else 1
+        self._run_index = 0
+        self._epochs = epochs
+        self._started = time.monotonic()
+        task = Task(compare_fn(config, self.store) if compare else training_fn(config, self.store),
+                    "compare" if compare else "training")
+        task.event.connect(self._on_training_event)
+        task.returned.connect(self._on_training_returned)
+        task.errored.connect(self._on_training_errored)
+        task.finished.connect(self._on_training_finished)
+        self.training = task
+        self.train_button.setEnabled(False)
+        self.model_panel.compare_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting (loading TensorFlow)…")
+        self.eta_label.setText("")
+        self.tabs.setCurrentWidget(self.training_panel)
+        task.start()
+        return task
+
+    def stop_training(self) -> None:
+        if self.training is not None and self.training.running:
+            self.training.stop("stopped by user")
+            self.stop_button.setEnabled(False)
+            self.progress.setFormat("stopping…")
+
+    def _on_training_event(self, event: Any) -> None:
+        self.training_panel.on_event(event)
+        if isinstance(event, BatchProgress):
+            done = (event.epoch - 1 + (event.batch / event.batches if event.batches else 0)) / max(event.epochs, 1)
+            overall = (self._run_index + done) / self._runs_in_task
+            self.progress.setValue(round(1000 * overall))
+            self.progress.setFormat(f"epoch {event.epoch}/{event.epochs} · batch {event.batch}"
+                                    f"{'/' + str(event.batches) if event.batches else ''} · loss {event.loss:.4f}"
+                                    f" · accuracy {event.accuracy:.4f}")
+            if done > 0.02:
+                remaining = event.elapsed * (1 - done) / done
+                self.eta_label.setText(f"about {_duration(remaining)} left")
+        elif isinstance(event, PhaseProgress):
+            self.progress.setFormat(f"{event.phase}…" + (f" {event.done}/{event.total}" if event.total > 1 else ""))
+        elif isinstance(event, RunStarted):
+            self.progress.setFormat("training…")
+        elif isinstance(event, EpochEnded):
+            pass
+        elif isinstance(event, RunFinished):
+            self._run_index += 1
+            self.runs_panel.refresh()
+
+    def _on_training_returned(self, result: Any) -> None:
+        self.last_result = result
+        if isinstance(result, dict):  # frozen vs fine-tuned
+            ids = [r for r in (result.get("frozen_run"), result.get("finetune_run")) if r]
+            self.runs_panel.refresh()
+            self.runs_panel.select(ids)
+            if result.get("finetune_reason") and not result.get("finetune_run"):
+                self.show_message(f"Fine-tuned run {result['finetune_reason']}", "warning")
+            else:
+                self.show_message("Frozen and fine-tuned runs trained on the same split: see Runs & compare.",
+                                  "success")
+                self.tabs.setCurrentWidget(self.runs_panel)
+            return
+        if result.status == "failed":
+            self.show_message(f"Training failed: {result.reason}", "error")
+        elif result.status == "stopped":
+            self.show_message(f"Training stopped ({result.reason}).", "warning")
+        else:
+            accuracy = result.metrics.get("accuracy")
+            note = f" — {result.metrics.get('eval_set', 'test')} accuracy {100 * accuracy:.2f} %" \
+                if isinstance(accuracy, float) else ""
+            self.show_message(f"Run {result.run_id} finished{note}." + (f" ({result.reason})" if result.reason
+                                                                          else ""), "success")
+        if result.metrics:
+            self.results_panel.show_run(result.run_id)
+
+    def _on_training_errored(self, error: str) -> None:
+        self.last_result = None
+        self.show_message(f"Training could not run: {error}", "error")
+
+    def _on_training_finished(self) -> None:
+        task = self.training
+        self.train_button.setEnabled(True)
+        self.model_panel.compare_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self.eta_label.setText(f"took {_duration(time.monotonic() - self._started)}")
+        status = getattr(self.last_result, "status", "done")
+        self.progress.setValue(1000 if status == "finished" else self.progress.value())
+        self.progress.setFormat(status)
+        self.runs_panel.refresh()
+        self.classify_panel.refresh_runs(self.runs_panel.runs)
+        self.training = None
+        self.trainingFinished.emit(self.last_result if task is not None and not task.error else None)
+
+    # ---- other views ----
+
+    def show_results(self, run_id: str) -> None:
+        self.results_panel.show_run(run_id)
+        try:
+            self.training_panel.show_history(self.store.get(run_id).title(), self.store.history(run_id))
+        except Exception:
+            logger.exception("history of %s", run_id)
+        self.tabs.setCurrentWidget(self.results_panel)
+
+    def _on_classify_with(self, run_id: str) -> None:
+        self.classify_panel.refresh_runs(self.runs_panel.runs)
+        self.classify_panel.use_run(run_id)
+        self.tabs.setCurrentWidget(self.classify_panel)
+
+    def _on_tab(self, index: int) -> None:
+        if self.tabs.widget(index) is self.classify_panel and self.classify_panel.run_id():
+            self.classify_panel.preload(self.classify_panel.run_id())
+
+    # ---- drag and drop ----
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        if self.handle_drop(event.mimeData()):
+            event.acceptProposedAction()
+
+    def handle_drop(self, mime: QMimeData) -> bool:
+        """A dropped folder becomes the data set; dropped images are classified. True when something was used."""
+        paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+        folders = [p for p in paths if p.is_dir()]
+        images = [str(p) for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if folders:
+            self.data_panel.use_folder(str(folders[0]))
+            self.tabs.setCurrentWidget(self.data_panel)
+            return True
+        if images:
+            self.tabs.setCurrentWidget(self.classify_panel)
+            self.classify_panel.classify_files(images)
+            return True
+        if paths:
+            self.show_message("Drop a folder of class subfolders (to train on it) or image files (to classify "
+                              f"them); got {', '.join(p.name for p in paths[:3])}.", "warning")
+        return False
+
+    # ---- closing ----
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.save_window(self)
+        if self.training is not None and self.training.running:
+            self.training.stop("the window was closed")
+        wait_for_tasks(CLOSE_TIMEOUT_S)
+        super().closeEvent(event)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _html(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,282 @@
+"""Embedded matplotlib plots. Artists are created once and their data updated; redraws are throttled by a
+QTimer (at most ~10 a second), never one per event."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("QtAgg")
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+REDRAW_INTERVAL_MS = 100
+TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
+RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+class Canvas(FigureCanvasQTAgg):
+    """A figure in a widget, with a throttled `request_redraw()`."""
+
+    def __init__(self, parent: QWidget | None = None, width: float = 5, height: float = 3, dpi: int = 90) -> None:
+        self.figure = Figure(figsize=(width, height), dpi=dpi)
+        super().__init__(self.figure)
+        self.setParent(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(200, 150)
+        self.redraws = 0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REDRAW_INTERVAL_MS)
+        self._timer.timeout.connect(self._redraw)
+        self._dirty = False
+
+    def request_redraw(self) -> None:
+        self._dirty = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def redraw_now(self) -> None:
+        self._dirty = True
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.before_draw()
+        self.redraws += 1
+        self.draw_idle()
+
+    def before_draw(self) -> None:
+        """Rescale axes etc. just before a redraw (cheaper than after every update)."""
+
+
+class TrainingCurves(Canvas):
+    """Loss and accuracy for training and validation: one marker per epoch, plus the within-epoch trace."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, width=7, height=3.2)
+        self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
+        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.88, wspace=0.25)
+        style = dict(marker="o", markersize=4, linewidth=1.6)
+        self.loss_line, = self.ax_loss.plot([], [], color=TRAIN_COLOR, label="training", **style)
+        self.val_loss_line, = self.ax_loss.plot([], [], color=VAL_COLOR, label="validation", **style)
+        self.acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, label="training", **style)
+        self.val_acc_line, = self.ax_acc.plot([], [], color=VAL_COLOR, label="validation", **style)
+        self.batch_loss_line, = self.ax_loss.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1,
+                                                  label="training (within epoch)")
+        self.batch_acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1)
+        for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, alpha=0.3)
+        self.ax_loss.legend(fontsize=8, loc="upper right")
+        self.reset()
+
+    def reset(self, epochs: int = 1) -> None:
+        self.epochs_planned = max(1, epochs)
+        self.epochs: list[dict[str, float]] = []
+        self._batch_x: list[float] = []
+        self._batch_loss: list[float] = []
+        self._batch_acc: list[float] = []
+        self._ema: tuple[float, float] | None = None
+        for line in self._lines():
+            line.set_data([], [])
+        self.request_redraw()
+
+    def _lines(self):
+        return (self.loss_line, self.val_loss_line, self.acc_line, self.val_acc_line, self.batch_loss_line,
+                self.batch_acc_line)
+
+    def add_batch(self, epoch: int, batch: int, batches: int | None, loss: float, accuracy: float) -> None:
+        x = epoch - 1 + (batch / batches if batches else 0.5)
+        if self._ema is None or (self._batch_x and x < self._batch_x[-1]):
+            self._ema = (loss, accuracy)
+        else:  # light smoothing on top of Keras' running epoch mean
+            self._ema = (0.6 * self._ema[0] + 0.4 * loss, 0.6 * self._ema[1] + 0.4 * accuracy)
+        self._batch_x.append(x)
+        self._batch_loss.append(self._ema[0])
+        self._batch_acc.append(self._ema[1])
+        self.batch_loss_line.set_data(self._batch_x, self._batch_loss)
+        self.batch_acc_line.set_data(self._batch_x, self._batch_acc)
+        self.request_redraw()
+
+    def add_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs.append({"epoch": epoch, **metrics})
+        self._update_epoch_lines()
+        self.request_redraw()
+
+    def set_history(self, history: Sequence[dict[str, Any]], epochs: int | None = None) -> None:
+        self.reset(epochs or len(history))
+        self.epochs = [dict(row) for row in history]
+        self._update_epoch_lines()
+        self.request_redraw()
+
+    def _update_epoch_lines(self) -> None:
+        xs = [row["epoch"] for row in self.epochs]
+        for line, key in ((self.loss_line, "loss"), (self.val_loss_line, "val_loss"), (self.acc_line, "accuracy"),
+                          (self.val_acc_line, "val_accuracy")):
+            points = [(x, row[key]) for x, row in zip(xs, self.epochs, strict=True) if _finite(row.get(key))]
+            line.set_data([p[0] for p in points], [p[1] for p in points])
+
+    def epoch_points(self, key: str = "loss") -> int:
+        line = {"loss": self.loss_line, "val_loss": self.val_loss_line, "accuracy": self.acc_line,
+                "val_accuracy": self.val_acc_line}[key]
+        return len(line.get_xdata())
+
+    def before_draw(self) -> None:
+        right = max(self.epochs_planned, len(self.epochs), math.ceil(self._batch_x[-1]) if self._batch_x else 1)
+        for ax in (self.ax_loss, self.ax_acc):
+            ax.relim()
+            ax.autoscale_view(scalex=False)
+            ax.set_xlim(0, right + 0.2)
+        low, high = self.ax_acc.get_ylim()
+        self.ax_acc.set_ylim(max(0.0, min(low, 0.9)), min(1.01, max(high, 0.5)))
+
+
+class BarChart(Canvas):
+    """Images per class."""
+
+    def __init__(self, parent: QWidget | None = None, title: str = "Images per class") -> None:
+        super().__init__(parent, width=5, height=2.6)
+        self.ax = self.figure.add_subplot(111)
+        self.title = title
+        self.figure.subplots_adjust(left=0.12, right=0.98, bottom=0.22, top=0.88)
+
+    def set_counts(self, names: Sequence[str], counts: Sequence[int], secondary: Sequence[int] | None = None,
+                   labels: tuple[str, str] = ("", "")) -> None:
+        self.ax.clear()
+        x = np.arange(len(names))
+        if secondary is None:
+            bars = self.ax.bar(x, counts, color=TRAIN_COLOR)
+        else:
+            bars = self.ax.bar(x - 0.2, counts, width=0.4, color=TRAIN_COLOR, label=labels[0])
+            self.ax.bar(x + 0.2, secondary, width=0.4, color="#ff7f0e", label=labels[1])
+            self.ax.legend(fontsize=8)
+        if len(names) <= 20:
+            self.ax.bar_label(bars, fontsize=7)
+        self.ax.set_xticks(x, [_short(n) for n in names], fontsize=8, rotation=30 if len(names) > 10 else 0)
+        self.ax.tick_params(axis="y", labelsize=8)
+        self.ax.set_title(self.title, fontsize=10)
+        self.ax.margins(y=0.15)
+        self.redraw_now()
+
+
+class ConfusionPlot(Canvas):
+    """A confusion matrix with counts; clicking a cell calls on_cell(true_index, predicted_index)."""
+
+    def __init__(self, parent: QWidget | None = None, on_cell: Callable[[int, int], None] | None = None) -> None:
+        super().__init__(parent, width=4.5, height=4.2)
+        self.ax = self.figure.add_subplot(111)
+        self.figure.subplots_adjust(left=0.18, right=0.97, bottom=0.16, top=0.92)
+        self.matrix = np.zeros((0, 0), dtype=int)
+        self.on_cell = on_cell
+        self.mpl_connect("button_press_event", self._on_press)
+
+    def set_matrix(self, matrix: Sequence[Sequence[int]], names: Sequence[str]) -> None:
+        self.matrix = np.asarray(matrix, dtype=int)
+        self.ax.clear()
+        n = len(names)
+        if n == 0:
+            self.redraw_now()
+            return
+        shown = np.log1p(self.matrix)
+        self.ax.imshow(shown, cmap="Blues", interpolation="nearest")
+        if n <= 15:
+            threshold = shown.max() * 0.6
+            for (r, c), value in np.ndenumerate(self.matrix):
+                if value:
+                    self.ax.text(c, r, str(value), ha="center", va="center", fontsize=7 if n > 10 else 8,
+                                 color="white" if shown[r, c] > threshold else "black")
+        ticks = [_short(name, 10) for name in names]
+        self.ax.set_xticks(range(n), ticks, fontsize=8, rotation=45 if n > 10 else 0)
+        self.ax.set_yticks(range(n), ticks, fontsize=8)
+        self.ax.set_xlabel("predicted", fontsize=9)
+        self.ax.set_ylabel("true", fontsize=9)
+        self.ax.set_title("Confusion matrix (click a cell)", fontsize=10)
+        self.redraw_now()
+
+    def _on_press(self, event: Any) -> None:
+        if event.inaxes is not self.ax or event.xdata is None or not self.matrix.size:
+            return
+        row, col = round(event.ydata), round(event.xdata)
+        if 0 <= row < len(self.matrix) and 0 <= col < len(self.matrix) and self.on_cell is not None:
+            self.on_cell(row, col)
+
+
+class CompareCurves(Canvas):
+    """Validation (dashed: training) loss and accuracy of several runs, overlaid."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, width=7, height=3)
+        self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
+        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.25)
+
+    def set_runs(self, titles: Sequence[str], histories: Sequence[Sequence[dict[str, Any]]]) -> None:
+        for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
+            ax.clear()
+            ax.set_title(title + "  (solid: validation, dashed: training)", fontsize=9)
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, alpha=0.3)
+        for index, (title, history) in enumerate(zip(titles, histories, strict=True)):
+            color = RUN_COLORS[index % len(RUN_COLORS)]
+            epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+            for ax, key in ((self.ax_loss, "loss"), (self.ax_acc, "accuracy")):
+                train = [row.get(key, np.nan) for row in history]
+                val = [row.get(f"val_{key}", np.nan) for row in history]
+                ax.plot(epochs, train, color=color, linestyle="--", linewidth=1, alpha=0.7)
+                ax.plot(epochs, val, color=color, marker="o", markersize=3, linewidth=1.6, label=_short(title, 30))
+        self.ax_acc.legend(fontsize=7, loc="lower right")
+        self.redraw_now()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _short(text: str, limit: int = 14) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class SampleGrid(Canvas):
+    """Sample images, one row per class, the class names on the left; a click calls on_cell(row, col)."""
+
+    def __init__(self, parent: QWidget | None = None, on_cell: Callable[[int, int], None] | None = None) -> None:
+        super().__init__(parent, width=4, height=4)
+        self.ax = self.figure.add_axes((0.14, 0.02, 0.84, 0.9))
+        self.on_cell = on_cell
+        self.rows = self.cols = 0
+        self.tile = (1, 1)
+        self.mpl_connect("button_press_event", self._on_press)
+
+    def set_grid(self, image: np.ndarray, rows: int, cols: int, row_names: Sequence[str], title: str = "") -> None:
+        self.rows, self.cols = rows, cols
+        self.tile = (image.shape[0] / max(rows, 1), image.shape[1] / max(cols, 1))
+        self.ax.clear()
+        self.ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+        self.ax.set_xticks([])
+        self.ax.set_yticks([(r + 0.5) * self.tile[0] for r in range(rows)], [_short(n, 16) for n in row_names],
+                           fontsize=8)
+        self.ax.tick_params(length=0)
+        for spine in self.ax.spines.values():
+            spine.set_visible(False)
+        self.ax.set_title(title, fontsize=9)
+        self.redraw_now()
+
+    def _on_press(self, event: Any) -> None:
+        if event.inaxes is not self.ax or event.xdata is None or not self.rows or self.on_cell is None:
+            return
+        row, col = int(event.ydata // self.tile[0]), int(event.xdata // self.tile[1])
+        if 0 <= row < self.rows and 0 <= col < self.cols:
+            self.on_cell(row, col)

@@ -1,0 +1,86 @@
+"""The Training panel: live loss and accuracy curves (per epoch, plus the within-epoch trace) and a log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
+
+from core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from gui.plots import TrainingCurves
+
+
+class TrainingPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = QLabel("Press <b>Train</b> to start. Loss and accuracy appear here while the model learns.")
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setWordWrap(True)
+        self.curves = TrainingCurves(self)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(1000)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setObjectName("training_splitter")
+        splitter.addWidget(self.curves)
+        splitter.addWidget(self.log)
+        splitter.setSizes([480, 140])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addWidget(splitter, 1)
+        self._last_phase = ""
+
+    def begin(self, title: str, epochs: int) -> None:
+        self.curves.reset(epochs)
+        self.log.clear()
+        self._last_phase = ""
+        self.header.setText(f"<b>{_html(title)}</b> — starting…")
+        self.append(f"Training {title}")
+
+    def append(self, text: str) -> None:
+        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
+
+    def on_event(self, event: Any) -> None:
+        if isinstance(event, BatchProgress):
+            self.curves.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy)
+        elif isinstance(event, EpochEnded):
+            self.curves.add_epoch(event.epoch, event.metrics)
+            m = event.metrics
+            val = (f", val_loss {m['val_loss']:.4f}, val_accuracy {m['val_accuracy']:.4f}"
+                   if "val_loss" in m and "val_accuracy" in m else "")
+            self.append(f"epoch {event.epoch}/{event.epochs}: loss {m.get('loss', float('nan')):.4f}, "
+                        f"accuracy {m.get('accuracy', float('nan')):.4f}{val} ({event.elapsed:.1f} s)")
+        elif isinstance(event, PhaseProgress):
+            if event.phase != self._last_phase:
+                self._last_phase = event.phase
+                self.append(f"{event.phase}…")
+        elif isinstance(event, RunStarted):
+            summary = event.model_summary
+            self.header.setText(f"<b>{_html(event.run_id)}</b> — {summary.total_params:,} parameters "
+                                f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} frozen)")
+            data = event.data_summary
+            if "train_samples" in data:
+                self.append(f"run {event.run_id}: {data.get('train_samples')} training, "
+                            f"{data.get('validation_samples', 0)} validation samples")
+            else:
+                self.append(f"run {event.run_id} started")
+        elif isinstance(event, RunFinished):
+            accuracy = event.metrics.get("accuracy")
+            result = f", {event.metrics.get('eval_set', 'evaluation')} accuracy {accuracy:.4f}" \
+                if isinstance(accuracy, float) else ""
+            reason = f" ({event.reason})" if event.reason else ""
+            self.append(f"run {event.run_id} {event.status}{reason}{result}")
+            color = {"finished": "#060", "stopped": "#a60"}.get(event.status, "#a00")
+            self.header.setText(f"<b>{_html(event.run_id)}</b> — <span style='color:{color}'>{event.status}"
+                                f"</span>{_html(reason)}{_html(result)}")
+            self.curves.redraw_now()
+
+    def show_history(self, title: str, history: list[dict[str, Any]]) -> None:
+        self.curves.set_history(history)
+        self.header.setText(f"<b>{_html(title)}</b> — stored curves ({len(history)} epochs)")
+
+
+def _html(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,187 @@
+"""Small widgets and image helpers shared by the panels: the inline message bar, numpy → QImage,
+a clickable image mosaic and probability bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QImage, QImageReader, QMouseEvent, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+_LEVEL_STYLE = {
+    "info": "background:#e8f1fb;border:1px solid #8fb3de;color:#123;",
+    "success": "background:#e7f6ea;border:1px solid #7cc08b;color:#123;",
+    "warning": "background:#fff6dd;border:1px solid #e0b84c;color:#321;",
+    "error": "background:#fde8e8;border:1px solid #d77;color:#400;",
+}
+
+
+class MessageBar(QFrame):
+    """A non-blocking, closable message line (errors never open a modal dialog)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.level = ""
+        self._label = QLabel()
+        self._label.setWordWrap(True)
+        self._label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.clear)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(self._label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        return self._label.text()
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        self.level = level
+        self._label.setText(text)
+        self.setStyleSheet(f"MessageBar{{{_LEVEL_STYLE.get(level, _LEVEL_STYLE['info'])}border-radius:4px;}}")
+        self.show()
+
+    def clear(self) -> None:
+        self.level = ""
+        self._label.setText("")
+        self.hide()
+
+
+def gray_qimage(array: np.ndarray) -> QImage:
+    """A uint8 (H, W) array as a QImage (copied, so the array may go away)."""
+    data = np.ascontiguousarray(np.asarray(array, dtype=np.uint8))
+    height, width = data.shape
+    return QImage(data.data, width, height, width, QImage.Format.Format_Grayscale8).copy()
+
+
+def rgb_qimage(array: np.ndarray) -> QImage:
+    """A uint8 (H, W, 3) or float array in [0, 1] / [0, 255] as a QImage (copied)."""
+    data = np.asarray(array)
+    if data.ndim == 2 or (data.ndim == 3 and data.shape[2] == 1):
+        data = data.reshape(data.shape[:2])
+        if data.dtype != np.uint8:
+            data = _to_uint8(data)
+        return gray_qimage(data)
+    if data.dtype != np.uint8:
+        data = _to_uint8(data)
+    data = np.ascontiguousarray(data[..., :3])
+    height, width = data.shape[:2]
+    return QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+
+
+def _to_uint8(data: np.ndarray) -> np.ndarray:
+    data = data.astype(np.float32)
+    if data.size and float(np.nanmax(data)) <= 1.0:
+        data = data * 255.0
+    return np.clip(np.nan_to_num(data), 0, 255).round().astype(np.uint8)
+
+
+def thumbnail(path: str | Path, size: int = 96) -> QImage:
+    """A small QImage of an image file, decoded at reduced size (safe on a worker thread). Null if unreadable."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    original = reader.size()
+    if original.isValid() and max(original.width(), original.height()) > size:
+        reader.setScaledSize(original.scaled(QSize(size, size), Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    return image if not image.isNull() else QImage()
+
+
+def mosaic(images: np.ndarray, gap: int = 2, background: int = 40) -> np.ndarray:
+    """(rows, cols, h, w[, 3]) uint8 tiles → one uint8 image with `gap` pixels between tiles."""
+    rows, cols, height, width = images.shape[:4]
+    channels = images.shape[4:] if images.ndim == 5 else ()
+    out = np.full((rows * (height + gap) - gap, cols * (width + gap) - gap, *channels), background, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            y, x = r * (height + gap), c * (width + gap)
+            out[y:y + height, x:x + width] = images[r, c]
+    return out
+
+
+def scaled_pixmap(image: QImage, size: int, smooth: bool = False) -> QPixmap:
+    mode = Qt.TransformationMode.SmoothTransformation if smooth else Qt.TransformationMode.FastTransformation
+    return QPixmap.fromImage(image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
+class GridImage(QLabel):
+    """Shows a mosaic of rows × cols tiles; a click reports the tile as cellClicked(row, col)."""
+
+    cellClicked = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows = self.cols = 0
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self._image = QImage()
+
+    def set_grid(self, image: QImage, rows: int, cols: int) -> None:
+        self._image, self.rows, self.cols = image, rows, cols
+        self._rescale()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._image.isNull():
+            self.clear()
+            return
+        target = self.size()
+        scaled = self._image.scaled(target, Qt.AspectRatioMode.KeepAspectRatio,
+                                    Qt.TransformationMode.FastTransformation)
+        self.setPixmap(QPixmap.fromImage(scaled))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        pixmap = self.pixmap()
+        if pixmap is None or pixmap.isNull() or not self.rows:
+            return
+        x, y = event.position().x(), event.position().y()
+        if 0 <= x < pixmap.width() and 0 <= y < pixmap.height():
+            self.cellClicked.emit(int(y * self.rows / pixmap.height()), int(x * self.cols / pixmap.width()))
+
+
+class ProbabilityBars(QWidget):
+    """Top classes as horizontal bars with the probability written on them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self.bars: list[QProgressBar] = []
+
+    def set_top(self, top: Sequence[tuple[str, float]]) -> None:
+        for bar in self.bars:
+            bar.deleteLater()
+        self.bars = []
+        for index, (label, probability) in enumerate(top):
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(round(1000 * float(probability)))
+            bar.setFormat(f"{label}   {100 * float(probability):.1f} %")
+            bar.setTextVisible(True)
+            bar.setMaximumHeight(20)
+            bar.setStyleSheet("QProgressBar{border:1px solid #bbb;border-radius:3px;text-align:left;"
+                              "padding-left:4px;background:#fafafa;}"
+                              f"QProgressBar::chunk{{background:{'#4a90d9' if index == 0 else '#a9c7ea'};}}")
+            self._layout.addWidget(bar)
+            self.bars.append(bar)
