@@ -224,7 +224,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     classifier = Classifier(args.run, RunStore())
     predictions = classifier.classify(args.images, top_k=args.top_k)
-    rows = [{"file": p.file, "label": p.label, "probability": p.probability,
+    rows = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
              "top": [{"label": label, "probability": prob} for label, prob in p.top],
              **({"error": p.error} if p.error else {})} for p in predictions]
     if args.json:
