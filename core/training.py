@@ -148,7 +148,10 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
         store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary, "model": _as_dict(summary)})
         store.write_json(run.run_id, "model_info.json", prepared.model_info)
         reporter(RunStarted(run.run_id, config_to_dict(config), prepared.data_summary, summary))
-        status, reason = _fit(prepared, config, ctx, recorder)
+        try:
+            status, reason = _fit(prepared, config, ctx, recorder)
+        except StopRequested as exc:  # keep what the finished epochs learned
+            status, reason = "stopped", str(exc) or "stopped by user"
         if recorder.history:
             final_model = prepared.finalize(prepared.model)
             ctx.reporter(PhaseProgress("evaluating", 0, 1))
