@@ -192,9 +192,10 @@ class HubBackbone(Backbone):
 
 def export_hub_savedmodel(path: str | os.PathLike[str], spec: str = DEFAULT_BACKBONE) -> Path:
     """Write the bundled backbone as a TF Hub-format SavedModel: `__call__(images, training)` with float
-    images [batch, 224, 224, 3] in [0, 1] → [batch, 1280], plus `variables`, `trainable_variables` (all but the
-    BatchNorm statistics) and `regularization_losses`. Variable names keep the Keras layer names
-    (`block3b_expand_conv/kernel`), so the hub loader infers the same 17 blocks."""
+    images [batch, 224, 224, 3] in [0, 1] → [batch, 1280], plus `variables`, `trainable_variables` (the
+    convolutions: BatchNorm stays frozen and in inference mode, as in the native backbone) and
+    `regularization_losses`. Variable names keep the Keras layer names (`block3b_expand_conv/kernel`), so the
+    hub loader infers the same 17 blocks."""
     import tensorflow as tf
 
     if spec.lower() not in BUNDLED_BACKBONES:
@@ -202,20 +203,23 @@ def export_hub_savedmodel(path: str | os.PathLike[str], spec: str = DEFAULT_BACK
     started = time.perf_counter()
     model = lite.build_lite0(include_top=False)
     variables = [weight.value for weight in model.weights]
-    statistics = ("moving_mean", "moving_variance")
+    frozen = {id(w) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+              for w in layer.weights}
 
-    @tf.function
-    def forward(images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return model(images * 255.0, training=training)
+    image_spec = tf.TensorSpec([None, lite.INPUT_SIZE, lite.INPUT_SIZE, 3], tf.float32)
+
+    # One trace serves training=True and False: with frozen BatchNorm and no dropout the graph is the same
+    # either way, and tracing is most of the export's cost.
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.bool)])
+    def forward(images: tf.Tensor, training: tf.Tensor) -> tf.Tensor:
+        del training
+        return model(images * 255.0, training=False)
 
     root = tf.train.Checkpoint()
     root.variables = variables
-    root.trainable_variables = [w.value for w in model.weights if not w.path.endswith(statistics)]
+    root.trainable_variables = [w.value for w in model.weights if id(w) not in frozen]
     root.regularization_losses = []
     root.__call__ = forward
-    image_spec = tf.TensorSpec([None, lite.INPUT_SIZE, lite.INPUT_SIZE, 3], tf.float32)
-    for training in (False, True):
-        forward.get_concrete_function(image_spec, training)
     path = Path(path)
     tf.saved_model.save(root, str(path))
     logger.info("exported %s as a TF Hub SavedModel to %s in %.1f s", spec, path, time.perf_counter() - started)

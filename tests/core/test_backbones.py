@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from core import efficientnet_lite as lite
 from core.backbones import BackboneInfo, HubBackbone, Lite0Backbone, export_hub_savedmodel, resolve_backbone
@@ -121,5 +122,10 @@ def test_exported_hub_model_matches_the_native_extractor(tmp_path: Path, backbon
     assert backbone.info.blocks == 17  # block1a … block7a and the head, inferred from the variable names
     images = _pixels(2, seed=3)
     native = backbone_lite0_extractor(images).numpy()
-    through_hub = backbone.build_extractor()(images).numpy()
-    np.testing.assert_allclose(through_hub, native, atol=1e-4, rtol=1e-4)
+    extractor = backbone.build_extractor()
+    np.testing.assert_allclose(extractor(images).numpy(), native, atol=1e-4, rtol=1e-4)
+    backbone.set_trainable_top(extractor, 1)  # fine-tuning through the hub path: the head conv; BN stays frozen
+    assert [w.name for w in extractor.trainable_weights] == ["top_conv_kernel"]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(extractor(images[:1], training=True))
+    assert float(tf.norm(tape.gradient(loss, extractor.trainable_weights)[0])) > 0
