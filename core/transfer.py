@@ -204,7 +204,8 @@ class FolderJob:
             parts.setdefault("train", split.train)
         total = sum(-(-len(items) // EXTRACT_BATCH) for items in parts.values())
         reporter = _BatchPhase(ctx, phase, total)
-        cache = {part: run_once(bottom, split.root, items, image_size, reporter) for part, items in parts.items()}
+        forward = inference_function(bottom)
+        cache = {part: run_once(forward, split.root, items, image_size, reporter) for part, items in parts.items()}
         reporter.finish()
         train_x, train_y = cache["train"]
         train = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
@@ -279,11 +280,15 @@ def _chain(input_shape: Sequence[int], parts: Sequence[keras.Model], head: keras
     return keras.Model(inputs, head(x), name=name)
 
 
-def run_once(model: keras.Model, root: str, items: Sequence[Item], image_size: tuple[int, int],
-             reporter: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`model`'s outputs (inference mode) for every image, one pass; returns (outputs, labels)."""
+def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """`model` in inference mode as one traced function (any batch size)."""
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+
+def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],
+             image_size: tuple[int, int], reporter: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`forward`'s outputs for every image, in one pass over the files; returns (outputs, labels)."""
     dataset = make_dataset(root, items, image_size, EXTRACT_BATCH, cache=False)
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     outputs: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     for images, batch_labels in dataset:

@@ -1,0 +1,261 @@
+"""Transfer learning on class folders: FolderJob through run_training, frozen vs fine-tuned, bad input.
+
+Most tests use a tiny TF Hub-format backbone (32×32 input) and 3 classes × 12 generated images, so a run takes
+a couple of seconds; one test (marked slow) uses the real EfficientNet-Lite0 to prove cut-point caching.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core.config import FitOptions, FolderConfig
+from core.events import EventLog, PhaseProgress, RunStarted
+from core.folder_data import make_dataset
+from core.hub_layer import HubFeatureLayer, write_tiny_hub_model
+from core.runs import RunStore
+from core.stopping import StopFlag
+from core.training import run_training
+from core.transfer import AUGMENTATION_NOTE, FINETUNE_LEARNING_RATE, compare_frozen_finetune, find_head
+from tests.core.imagefactory import add_broken_files, make_class_folder, write_huge_png, write_tiny_image
+
+CLASSES = {"circle": 12, "square": 12, "triangle": 12}
+FAST = FitOptions(epochs=20, batch_size=8, learning_rate=1e-2, validation_split=0.25, seed=3)
+
+
+@pytest.fixture(scope="module")
+def hub_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_hub_model(tmp_path_factory.mktemp("hub") / "tiny", feature_dim=32, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_class_folder(tmp_path_factory.mktemp("data") / "shapes", classes=CLASSES, size=(32, 32), seed=1)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
+    return RunStore(tmp_path_factory.mktemp("runs"))
+
+
+def _config(folder: Path, hub: Path, **changes: object) -> FolderConfig:
+    changes.setdefault("fit", FAST)
+    return FolderConfig(data_dir=str(folder), backbone=str(hub), **changes)  # type: ignore[arg-type]
+
+
+def _phases(log: EventLog) -> set[str]:
+    return {event.phase for event in log.of_type(PhaseProgress)}
+
+
+def _hub_layer(model: keras.Model) -> HubFeatureLayer:
+    layers = [layer for part in model.layers if isinstance(part, keras.Model) for layer in part.layers
+              if isinstance(layer, HubFeatureLayer)]
+    assert len(layers) == 1
+    return layers[0]
+
+
+def _hub_values(layer: HubFeatureLayer) -> dict[str, np.ndarray]:
+    return {name: np.array(v.numpy()) for name, v in zip(layer.variable_names, layer.hub_variables, strict=True)}
+
+
+def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, hub_model: Path,
+                                                                 store: RunStore) -> None:
+    log = EventLog()
+    result = run_training(_config(folder, hub_model, test_split=0.2), log, store=store)
+    assert result.status == "finished", result.reason
+
+    # Features were extracted once, batch by batch, before fitting; the fitted model is the head alone.
+    extracting = [e for e in log.of_type(PhaseProgress) if e.phase == "extracting features"]
+    assert extracting[0].done == 0 and extracting[-1].done == extracting[-1].total >= 2
+    started = log.of_type(RunStarted)[0]
+    assert "cached features" in started.data_summary["training"]
+    assert {"head", "hub_extractor"} <= {name for name, *_ in started.model_summary.layers}
+
+    # Learned: generated classes are easy, chance is 1/3. Evaluated on the held-out test split.
+    metrics = result.metrics
+    assert metrics["eval_set"] == "test" and metrics["test_accuracy"] == metrics["accuracy"] >= 0.85
+    assert result.history[-1]["val_accuracy"] >= 0.8
+    assert metrics["class_names"] == sorted(CLASSES) and "test_loss" in metrics
+
+    # Stored: split, model info, summary; the split is stratified and disjoint.
+    split = store.read_json(result.run_id, "split.json")
+    parts = [set(map(tuple, split[p])) for p in ("train", "val", "test")]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and sum(map(len, parts)) == 36
+    assert [sum(1 for _, i in split["test"] if i == k) for k in range(3)] == [2, 2, 2]
+    info = store.read_json(result.run_id, "model_info.json")
+    assert info == {"input": "rgb", "image_size": [32, 32], "class_names": sorted(CLASSES),
+                    "backbone": str(hub_model)}
+    data = store.read_json(result.run_id, "summary.json")["data"]
+    assert (data["train_samples"], data["validation_samples"], data["test_samples"]) == (21, 9, 6)
+    assert data["counts"] == CLASSES and data["skipped"] == []
+
+    # The stored full model takes raw 0..255 images and reproduces the metrics computed on cached features.
+    model = store.load_model(result.run_id)
+    assert model.input_shape == (None, 32, 32, 3)
+    test_items = [tuple(item) for item in split["test"]]
+    probabilities = model.predict(make_dataset(split["root"], test_items, (32, 32), 8, cache=False), verbose=0)
+    accuracy = float(np.mean(probabilities.argmax(1) == [i for _, i in test_items]))
+    assert accuracy == pytest.approx(metrics["accuracy"])
+
+
+def test_finetune_keeps_frozen_weights_bit_identical_and_changes_the_unfrozen(folder: Path, hub_model: Path,
+                                                                            store: RunStore) -> None:
+    config = dataclasses.replace(_config(folder, hub_model, mode="finetune", unfreeze=1),
+                                 fit=dataclasses.replace(FAST, learning_rate=FitOptions().learning_rate, epochs=3))
+    result = run_training(config, store=store)
+    assert result.status == "finished", result.reason
+    assert result.history[0]["learning_rate"] == pytest.approx(FINETUNE_LEARNING_RATE)  # the default became 1e-4
+
+    before = _hub_values(HubFeatureLayer(str(hub_model)))
+    after = _hub_values(_hub_layer(store.load_model(result.run_id)))
+    assert set(before) == set(after)
+    for name in ("stem/kernel", "block1/kernel", "block2/kernel", "block2/bias"):
+        assert np.array_equal(before[name], after[name]), f"{name} is frozen but changed"
+    assert not np.array_equal(before["head/kernel"], after["head/kernel"]), "the unfrozen block did not train"
+    # (A TF Hub module's own statistics, block2/moving_mean, follow TF Hub's rule — see core.backbones — and
+    # may update while fine-tuning; the bundled backbone's BatchNorm never does: see the EfficientNet test.)
+    assert result.metrics["eval_set"] == "validation" and "val_accuracy" in result.metrics
+
+
+def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path, store: RunStore) -> None:
+    log = EventLog()
+    result = run_training(_config(folder, hub_model, augment=True, fit=dataclasses.replace(FAST, epochs=10)), log,
+                          store=store)
+    assert result.status == "finished", result.reason
+    summary = log.of_type(RunStarted)[0].data_summary
+    assert summary["note"] == AUGMENTATION_NOTE and summary["training"].startswith("end to end")
+    assert "extracting features" not in _phases(log)
+    assert "augmentation" in {name for name, *_ in log.of_type(RunStarted)[0].model_summary.layers}
+    model = store.load_model(result.run_id)  # stored without the (training-only) augmentation layers
+    assert "augmentation" not in [layer.name for layer in model.layers]
+    assert result.metrics["val_accuracy"] >= 0.7
+
+
+def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: Path, store: RunStore) -> None:
+    config = dataclasses.replace(_config(folder, hub_model, unfreeze=1),
+                                 fit=dataclasses.replace(FAST, epochs=4))
+    report = compare_frozen_finetune(config, store=store)
+    frozen, tuned = report["frozen_run"], report["finetune_run"]
+    assert report["frozen_status"] == report["finetune_status"] == "finished", report
+    splits = [store.read_json(run, "split.json") for run in (frozen, tuned)]
+    assert [[s[p] for p in ("root", "train", "val", "test")] for s in splits] == [
+        [splits[0][p] for p in ("root", "train", "val", "test")]] * 2
+    assert splits[1]["extra"]["source"] == f"reused from run {frozen}"
+    tuned_config = store.config(tuned)
+    assert (tuned_config.mode, tuned_config.split_from_run, tuned_config.init_from_run) == ("finetune", frozen,
+                                                                                           frozen)
+    assert store.config(frozen).mode == "frozen" and store.config(frozen).fit == tuned_config.fit
+    assert len(report["frozen_history"]) == len(report["finetune_history"]) == 4
+    # Starting from the frozen head, fine-tuning begins where the frozen run ended.
+    assert report["finetune_history"][0]["val_accuracy"] >= report["frozen_history"][0]["val_accuracy"]
+    rows = {row["class"]: row for row in report["per_class"]}
+    assert set(rows) == set(CLASSES)
+    for name, row in rows.items():
+        frozen_row = next(r for r in report["frozen_metrics"]["per_class"] if r["class"] == name)
+        assert row["f1_diff"] == pytest.approx(row["finetune_f1"] - frozen_row["f1"])
+    assert report["differences"]["accuracy"] == pytest.approx(
+        report["finetune_metrics"]["accuracy"] - report["frozen_metrics"]["accuracy"])
+    json.dumps(report)  # plain data, for the CLI and the GUI
+
+
+def test_init_from_run_needs_the_same_classes(folder: Path, hub_model: Path, store: RunStore,
+                                              tmp_path: Path) -> None:
+    frozen = run_training(_config(folder, hub_model, fit=dataclasses.replace(FAST, epochs=1)), store=store)
+    other = make_class_folder(tmp_path / "two", classes={"circle": 6, "star": 6}, size=(32, 32))
+    result = run_training(_config(other, hub_model, mode="finetune", init_from_run=frozen.run_id), store=store)
+    assert result.status == "failed"
+    assert result.reason.startswith("init_from_run: expected a run with the classes circle, star, got run")
+    assert "\n" not in result.reason
+
+
+def test_validation_folder_and_a_stop_during_extraction(folder: Path, hub_model: Path, store: RunStore,
+                                                        tmp_path: Path) -> None:
+    val = make_class_folder(tmp_path / "val", classes={k: 3 for k in CLASSES}, size=(32, 32), seed=9)
+    result = run_training(_config(folder, hub_model, val_dir=str(val), fit=dataclasses.replace(FAST, epochs=2)),
+                          store=store)
+    assert result.status == "finished", result.reason
+    split = store.read_json(result.run_id, "split.json")
+    assert len(split["train"]) == 36 and len(split["val"]) == 9 and all("/" in p for p, _ in split["val"])
+
+    stop = StopFlag()
+
+    def reporter(event: object) -> None:
+        if isinstance(event, PhaseProgress) and event.phase == "extracting features" and event.done == 1:
+            stop.request("stopped while extracting")
+
+    stopped = run_training(_config(folder, hub_model), reporter, stop, store=store)
+    assert (stopped.status, stopped.reason, stopped.history) == ("stopped", "stopped while extracting", [])
+
+
+def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store: RunStore, tmp_path: Path) -> None:
+    root = make_class_folder(tmp_path / "mes photos ☀" / "dätä set", classes={"chat noir": 10, "écureuil 🐿": 10},
+                             size=(32, 32))
+    broken = add_broken_files(root / "chat noir")
+    write_tiny_image(root / "écureuil 🐿" / "pixel 1x1.png")
+    write_huge_png(root / "écureuil 🐿" / "huge 40000.png")
+    log = EventLog()
+    result = run_training(_config(root, hub_model, fit=dataclasses.replace(FAST, validation_split=0.3)), log,
+                          store=store)
+    assert result.status == "finished", result.reason
+    skipped = {item["path"]: item["reason"] for item in log.of_type(RunStarted)[0].data_summary["skipped"]}
+    assert len(skipped) == len(broken) + 2
+    assert "got 1×1" in skipped["écureuil 🐿/pixel 1x1.png"]
+    assert "expected an image of at most" in skipped["écureuil 🐿/huge 40000.png"]
+    assert result.metrics["accuracy"] >= 0.8
+    assert all(item["id"].startswith(("chat noir/", "écureuil 🐿/")) for item in result.metrics["misclassified"])
+
+
+@pytest.mark.parametrize("case", ["missing handle", "not a SavedModel", "wrong output", "one class"])
+def test_bad_input_fails_the_run_with_one_line(case: str, folder: Path, hub_model: Path, store: RunStore,
+                                               tmp_path: Path) -> None:
+    data, backbone, expected = folder, str(hub_model), ""
+    if case == "missing handle":
+        backbone, expected = str(tmp_path / "no such model"), "which does not exist"
+    elif case == "not a SavedModel":
+        (tmp_path / "photos").mkdir()
+        backbone, expected = str(tmp_path / "photos"), "expected a TF2 SavedModel folder"
+    elif case == "wrong output":
+        root = tf.train.Checkpoint()
+        root.v = tf.Variable(1.0)
+        root.variables = [root.v]
+        root.__call__ = tf.function(lambda images, training=False: images * root.v)
+        root.__call__.get_concrete_function(tf.TensorSpec([None, 16, 16, 3], tf.float32), False)
+        tf.saved_model.save(root, str(tmp_path / "maps"))
+        backbone, expected = str(tmp_path / "maps"), "expected a feature-vector model returning float [batch, features]"
+    else:
+        data = make_class_folder(tmp_path / "lonely", classes={"only": 5}, size=(32, 32))
+        expected = "expected at least 2 class"
+    result = run_training(FolderConfig(data_dir=str(data), backbone=backbone, fit=FAST), store=store)
+    assert result.status == "failed" and expected in result.reason and "\n" not in result.reason
+    assert store.get(result.run_id).status == "failed"
+
+
+@pytest.mark.slow
+def test_efficientnet_finetune_caches_the_cut_point(tmp_path: Path, store: RunStore) -> None:
+    """The real EfficientNet-Lite0: the bottom runs once per image, top + head train, bottom stays identical."""
+    from core.backbones import resolve_backbone
+
+    root = make_class_folder(tmp_path / "tiny", classes={"a": 5, "b": 5}, size=(48, 48))
+    fit = FitOptions(epochs=2, batch_size=4, learning_rate=1e-3, validation_split=0.2)
+    log = EventLog()
+    result = run_training(FolderConfig(data_dir=str(root), mode="finetune", unfreeze=2, fit=fit), log, store=store)
+    assert result.status == "finished", result.reason
+    assert "caching activations" in _phases(log) and "extracting features" not in _phases(log)
+    assert "cached activations" in log.of_type(RunStarted)[0].data_summary["training"]
+    model = store.load_model(result.run_id)
+    assert [layer.name for layer in model.layers] == ["image", "efficientnet_lite0_bottom", "efficientnet_lite0_top",
+                                                      "head"]
+    bottom, top = resolve_backbone("efficientnet-lite0").split(2)
+    assert bottom is not None
+    for fresh, trained in zip(bottom.weights, model.get_layer("efficientnet_lite0_bottom").weights, strict=True):
+        assert np.array_equal(fresh.numpy(), trained.numpy()), fresh.path
+    changed = {w.path for w, t in zip(top.weights, model.get_layer("efficientnet_lite0_top").weights, strict=True)
+               if not np.array_equal(w.numpy(), t.numpy())}
+    assert changed and all(("top_conv" in p or "block7a" in p) and "_bn" not in p for p in changed)
+    assert find_head(model).output_shape == (None, 2)
