@@ -5,7 +5,6 @@ Importing this module registers them; `RunStore.load_model` imports it before lo
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import keras
@@ -35,5 +34,6 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
                 "final_fraction": self.final_fraction}
 
 
-with contextlib.suppress(ImportError):  # the hub layer arrives with the transfer-learning half
-    import core.hub_layer  # noqa: F401
+# Layers that stored transfer-learning models contain; importing them registers them for loading.
+import core.efficientnet_lite  # noqa: E402
+import core.hub_layer  # noqa: E402, F401
