@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from core.atomic import write_text_atomic
 from core.errors import ConfigError, DataError, ImageError
 from core.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_image, is_image_name, load_rgb, read_image_bytes
 
@@ -283,19 +283,8 @@ def split_from_folders(train_scan: FolderScan, val_scan: FolderScan, test_fracti
 
 
 def save_split(split: DataSplit, path: str | os.PathLike[str]) -> None:
-    """Write the split as JSON atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(split.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the split as JSON atomically (a failed write leaves any previous file intact)."""
+    write_text_atomic(path, split.to_json())
 
 
 def load_split(path: str | os.PathLike[str]) -> DataSplit:
