@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.widgets import ProbabilityBars, rgb_qimage, scaled_pixmap, thumbnail
-from gui.worker import Task
+from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class ClassifierCache:
             if run_id not in self._classifiers:
                 from core.predict import Classifier
 
-                self._classifiers[run_id] = Classifier(run_id, self.store)
+                with KERAS_LOCK:  # loading builds the model: never at the same time as another build
+                    self._classifiers[run_id] = Classifier(run_id, self.store)
             return self._classifiers[run_id]
 
     def loaded(self, run_id: str) -> bool:
@@ -160,7 +161,7 @@ class ClassifyPanel(QWidget):
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
             return predictions, thumbs, time.perf_counter() - started
 
-        task = Task(work, "classify")
+        task = Task(work, "classify", owner=self)
         task.returned.connect(self._on_classified)
         task.errored.connect(lambda error: self._on_error(run_id, error))
         task.finished.connect(self._on_finished)

@@ -242,7 +242,7 @@ class DataPanel(QWidget):
             self._show_mnist_overview(self._mnist_result)
             return
         self.info_label.setText("Loading MNIST…")
-        self._start(Task(lambda _r, _s: load_mnist_overview(), "load-mnist"), self._on_mnist_loaded)
+        self._start(Task(lambda _r, _s: load_mnist_overview(), "load-mnist", owner=self), self._on_mnist_loaded)
 
     def use_folder(self, folder: str) -> None:
         folder = str(Path(folder).expanduser())
@@ -258,7 +258,8 @@ class DataPanel(QWidget):
         self.sourceChanged.emit("folder", folder)
         self._generation += 1
         self.info_label.setText(f"Scanning <b>{_html(folder)}</b>…")
-        self._start(Task(lambda _r, _s: scan_folder_overview(folder), "scan-folder"), self._on_folder_scanned)
+        task = Task(lambda _r, _s: scan_folder_overview(folder), "scan-folder", owner=self)
+        self._start(task, self._on_folder_scanned)
 
     def _set_radio(self, radio: QRadioButton) -> None:
         radio.blockSignals(True)
@@ -408,7 +409,7 @@ class DataPanel(QWidget):
         pixels, _ = pixel_matrix(self.mnist, self.selected_index)
         seed = self._aug_seed
         self.reroll_button.setEnabled(False)
-        task = Task(lambda _r, _s: augmentation_overview(pixels, seed), "augmentation-preview")
+        task = Task(lambda _r, _s: augmentation_overview(pixels, seed), "augmentation-preview", owner=self)
         task.returned.connect(self._on_augmented)
         task.errored.connect(self._on_error)
         task.finished.connect(lambda: self.reroll_button.setEnabled(True))

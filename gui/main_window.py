@@ -4,6 +4,7 @@ view (Data, Model, Training, Results, Runs, Classify). Owns the training Task; d
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: AppSettings | None = None, store: RunStore | None = None) -> None:
         super().__init__()
+        # The GUI thread gets the GIL back within 1 ms (default 5 ms) when a worker runs Python code.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self.settings = settings or AppSettings()
         self.store = store or RunStore()
         self.training: Task | None = None
@@ -165,7 +168,7 @@ class MainWindow(QMainWindow):
         self._epochs = epochs
         self._started = time.monotonic()
         task = Task(compare_fn(config, self.store) if compare else training_fn(config, self.store),
-                    "compare" if compare else "training")
+                    "compare" if compare else "training", owner=self)
         task.event.connect(self._on_training_event)
         task.returned.connect(self._on_training_returned)
         task.errored.connect(self._on_training_errored)

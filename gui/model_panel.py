@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import FitOptions, FolderConfig, MnistConfig, mnist_preset
-from gui.worker import Task
+from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +46,16 @@ def mnist_summary(model: str) -> Any:
     from core.mnist_models import build_mnist_model
     from core.training import summarize_model
 
-    return summarize_model(build_mnist_model(model))
+    with KERAS_LOCK:
+        return summarize_model(build_mnist_model(model))
 
 
 def backbone_summary(spec: str) -> Any:
     """Worker: what the backbone is (input size, feature size, blocks)."""
     from core.backbones import resolve_backbone
 
-    return resolve_backbone(spec).info
+    with KERAS_LOCK:
+        return resolve_backbone(spec).info
 
 
 class ModelPanel(QWidget):
@@ -310,7 +312,7 @@ class ModelPanel(QWidget):
             return
         self.summary_label.setText("Building the model summary…")
         fn = (lambda _r, _s: mnist_summary(key[1])) if key[0] == "mnist" else (lambda _r, _s: backbone_summary(key[1]))
-        task = Task(fn, "model-summary")
+        task = Task(fn, "model-summary", owner=self)
         task.returned.connect(lambda result: self._on_summary(key, result))
         task.errored.connect(lambda error: self._on_summary_error(key, error))
         task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)

@@ -60,26 +60,33 @@ class Canvas(FigureCanvasQTAgg):
 
 
 class TrainingCurves(Canvas):
-    """Loss and accuracy for training and validation: one marker per epoch, plus the within-epoch trace."""
+    """Loss and accuracy for training and validation: one marker per epoch, plus the within-epoch trace.
+
+    The curves are animated artists blitted over a cached background, so a live update costs a few
+    milliseconds; a full redraw happens only when an axis range must grow (and when a run ends)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, width=7, height=3.2)
         self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.88, wspace=0.25)
-        style = dict(marker="o", markersize=4, linewidth=1.6)
+        style = dict(marker="o", markersize=4, linewidth=1.6, animated=True)
         self.loss_line, = self.ax_loss.plot([], [], color=TRAIN_COLOR, label="training", **style)
         self.val_loss_line, = self.ax_loss.plot([], [], color=VAL_COLOR, label="validation", **style)
         self.acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, label="training", **style)
         self.val_acc_line, = self.ax_acc.plot([], [], color=VAL_COLOR, label="validation", **style)
         self.batch_loss_line, = self.ax_loss.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1,
-                                                  label="training (within epoch)")
-        self.batch_acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1)
+                                                  label="training (within epoch)", animated=True)
+        self.batch_acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1, animated=True)
         for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch", fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
         self.ax_loss.legend(fontsize=8, loc="upper right")
+        self.full_draws = 0
+        self._background: Any = None
+        self._needs_full = True
+        self.mpl_connect("draw_event", self._on_draw_event)
         self.reset()
 
     def reset(self, epochs: int = 1) -> None:
@@ -91,6 +98,11 @@ class TrainingCurves(Canvas):
         self._ema: tuple[float, float] | None = None
         for line in self._lines():
             line.set_data([], [])
+        self.ax_loss.set_xlim(0, self.epochs_planned + 0.2)
+        self.ax_acc.set_xlim(0, self.epochs_planned + 0.2)
+        self.ax_loss.set_ylim(0, 2.5)
+        self.ax_acc.set_ylim(0, 1.01)
+        self._needs_full = True
         self.request_redraw()
 
     def _lines(self):
@@ -119,7 +131,7 @@ class TrainingCurves(Canvas):
         self.reset(epochs or len(history))
         self.epochs = [dict(row) for row in history]
         self._update_epoch_lines()
-        self.request_redraw()
+        self.fit_view()
 
     def _update_epoch_lines(self) -> None:
         xs = [row["epoch"] for row in self.epochs]
@@ -133,14 +145,70 @@ class TrainingCurves(Canvas):
                 "val_accuracy": self.val_acc_line}[key]
         return len(line.get_xdata())
 
-    def before_draw(self) -> None:
-        right = max(self.epochs_planned, len(self.epochs), math.ceil(self._batch_x[-1]) if self._batch_x else 1)
+    def _loss_values(self) -> list[float]:
+        values = [v for v in self._batch_loss if _finite(v)]
+        for row in self.epochs:
+            values += [row[k] for k in ("loss", "val_loss") if _finite(row.get(k))]
+        return values
+
+    def fit_view(self) -> None:
+        """Rescale both axes to the data (a full redraw: call it when the run has ended)."""
+        values = self._loss_values()
+        top = max(values) if values else 2.5
+        self.ax_loss.set_ylim(0, top * 1.1 or 1)
+        accs = [v for v in self._batch_acc if _finite(v)] + [row[k] for row in self.epochs
+                                                            for k in ("accuracy", "val_accuracy")
+                                                            if _finite(row.get(k))]
+        low = min(accs) if accs else 0.0
+        self.ax_acc.set_ylim(max(0.0, min(low - 0.05, 0.9)), 1.01)
+        right = max(self.epochs_planned, len(self.epochs))
         for ax in (self.ax_loss, self.ax_acc):
-            ax.relim()
-            ax.autoscale_view(scalex=False)
             ax.set_xlim(0, right + 0.2)
-        low, high = self.ax_acc.get_ylim()
-        self.ax_acc.set_ylim(max(0.0, min(low, 0.9)), min(1.01, max(high, 0.5)))
+        self._needs_full = True
+        self.redraw_now()
+
+    def draw_now(self) -> None:
+        """A full, synchronous redraw (caches the background for the blitted updates)."""
+        self._needs_full = False
+        self._dirty = False
+        self.full_draws += 1
+        self.draw()
+
+    def _grow_limits(self) -> bool:
+        """Widen an axis only when data fall outside it; True when a full redraw is needed."""
+        changed = False
+        values = self._loss_values()
+        if values and max(values) > self.ax_loss.get_ylim()[1]:
+            self.ax_loss.set_ylim(0, max(values) * 1.25)
+            changed = True
+        right = max(len(self.epochs), math.ceil(self._batch_x[-1]) if self._batch_x else 0)
+        if right > self.ax_loss.get_xlim()[1]:
+            for ax in (self.ax_loss, self.ax_acc):
+                ax.set_xlim(0, right + 0.2)
+            changed = True
+        return changed
+
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraws += 1
+        if self._grow_limits() or self._needs_full or self._background is None:
+            self._needs_full = False
+            self.full_draws += 1
+            self.draw_idle()  # the draw_event handler caches the background and draws the curves
+            return
+        self.restore_region(self._background)
+        self._draw_curves()
+        self.blit(self.figure.bbox)
+
+    def _on_draw_event(self, _event: Any) -> None:
+        self._background = self.copy_from_bbox(self.figure.bbox)
+        self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        for line in self._lines():
+            line.axes.draw_artist(line)
 
 
 class BarChart(Canvas):

@@ -117,7 +117,7 @@ class ResultsPanel(QWidget):
     def show_run(self, run_id: str) -> None:
         self.run_id = run_id
         self.header.setText(f"Loading the results of <b>{run_id}</b>…")
-        task = Task(lambda _r, _s: load_results(self.store, run_id), "load-results")
+        task = Task(lambda _r, _s: load_results(self.store, run_id), "load-results", owner=self)
         task.returned.connect(lambda data: self._on_loaded(data) if run_id == self.run_id else None)
         task.errored.connect(lambda error: self.message.emit(f"Could not load run {run_id}: {error}", "error"))
         task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.plots import CompareCurves
-from gui.worker import Task
+from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -290,9 +290,10 @@ class RunsPanel(QWidget):
         def work(_report: Any, _stop: Any) -> Any:
             from core.export import export_run
 
-            return export_run(run_id, fmt, self.store)
+            with KERAS_LOCK:
+                return export_run(run_id, fmt, self.store)
 
-        task = Task(work, "export")
+        task = Task(work, "export", owner=self)
         task.returned.connect(self._on_exported)
         task.errored.connect(lambda error: self.message.emit(f"Export failed: {error}", "error"))
         task.finished.connect(self._update_buttons)

@@ -34,6 +34,7 @@ class TrainingPanel(QWidget):
 
     def begin(self, title: str, epochs: int) -> None:
         self.curves.reset(epochs)
+        self.curves.draw_now()  # the one full redraw, before the worker competes for the CPU
         self.log.clear()
         self._last_phase = ""
         self.header.setText(f"<b>{_html(title)}</b> — starting…")
@@ -75,7 +76,7 @@ class TrainingPanel(QWidget):
             color = {"finished": "#060", "stopped": "#a60"}.get(event.status, "#a00")
             self.header.setText(f"<b>{_html(event.run_id)}</b> — <span style='color:{color}'>{event.status}"
                                 f"</span>{_html(reason)}{_html(result)}")
-            self.curves.redraw_now()
+            self.curves.fit_view()
 
     def show_history(self, title: str, history: list[dict[str, Any]]) -> None:
         self.curves.set_history(history)

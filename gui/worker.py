@@ -16,6 +16,7 @@ Running tasks are kept alive in a class-level set until they finish; `wait_for_t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,10 @@ from core.stopping import StopFlag
 logger = logging.getLogger(__name__)
 
 Report = Callable[[Any], None]
+
+# Keras builds models through process-wide state: building two models at once on two threads fails.
+# Every task that builds or loads a model (training, summaries, loading a classifier, export) holds this lock.
+KERAS_LOCK = threading.RLock()
 TaskFn = Callable[[Report, StopFlag], Any]
 
 
@@ -43,9 +48,12 @@ class Task(QObject):
 
     _running: ClassVar[set[Task]] = set()
 
-    def __init__(self, fn: TaskFn, name: str = "task") -> None:
+    def __init__(self, fn: TaskFn, name: str = "task", owner: QObject | None = None) -> None:
         super().__init__()  # no parent: a Task must outlive whatever widget started it until it finishes
         self.name = name
+        self._orphaned = False
+        if owner is not None:  # once the owner is gone, its handlers must not run: signals are dropped
+            owner.destroyed.connect(self._on_owner_destroyed)
         self.stop_flag = StopFlag()
         self.result: Any = None
         self.error = ""
@@ -79,8 +87,19 @@ class Task(QObject):
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    @Slot()
+    def _on_owner_destroyed(self) -> None:
+        self._orphaned = True
+        self.stop("its window was closed")
+
     @Slot(str, object)
     def _on_relay(self, kind: str, payload: Any) -> None:
+        if self._orphaned:
+            if kind == "finished":
+                self.join(5.0)
+                self.done = True
+                Task._running.discard(self)
+            return
         if kind == "event":
             self.event.emit(payload)
         elif kind == "started":
@@ -103,6 +122,7 @@ class Task(QObject):
         self._relay.emit("event", event)
 
     def _run(self) -> None:
+        lower_thread_priority()
         self._relay.emit("started", None)
         try:
             result = self._fn(self._report, self.stop_flag)
@@ -113,6 +133,22 @@ class Task(QObject):
             self._relay.emit("returned", result)
         finally:
             self._relay.emit("finished", None)
+
+
+WORKER_NICENESS = 10
+
+
+def lower_thread_priority(niceness: int = WORKER_NICENESS) -> None:
+    """Run the calling (worker) thread at a lower CPU priority than the GUI thread, so training never starves
+    the event loop on a busy 2-core laptop. On Linux niceness is per thread and inherited by the threads it
+    creates, so TensorFlow's thread pools, when first created from a worker, run at this priority too."""
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except OSError:  # not permitted, or not Linux: keep the default priority
+        logger.debug("could not lower the priority of thread %s", threading.current_thread().name)
 
 
 def run_task(fn: Callable[[], Any], name: str, on_returned: Callable[[Any], None] | None = None,
@@ -148,9 +184,10 @@ def training_fn(config: Any, store: Any) -> TaskFn:
     """The work of one training run: core.training.run_training (TensorFlow is imported on the worker)."""
 
     def train(report: Report, stop: StopFlag) -> Any:
-        from core.training import run_training
+        with KERAS_LOCK:
+            from core.training import run_training
 
-        return run_training(config, report, stop, store=store)
+            return run_training(config, report, stop, store=store)
 
     return train
 
@@ -159,9 +196,10 @@ def compare_fn(config: Any, store: Any) -> TaskFn:
     """Frozen and fine-tuned runs on the same split: core.transfer.compare_frozen_finetune."""
 
     def compare(report: Report, stop: StopFlag) -> Any:
-        from core.transfer import compare_frozen_finetune
+        with KERAS_LOCK:
+            from core.transfer import compare_frozen_finetune
 
-        return compare_frozen_finetune(config, report, stop, store)
+            return compare_frozen_finetune(config, report, stop, store)
 
     return compare
 

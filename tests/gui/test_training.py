@@ -1,0 +1,119 @@
+"""Training from the GUI: one click, live curves, results, stop, no frozen window, closing while training."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, QTimer
+
+from core.events import BatchProgress
+from tests.gui.conftest import quick_mnist
+
+
+class StallProbe:
+    """A 10 ms timer; records the longest gap between ticks (how long the event loop was blocked)."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last = 0.0
+        self.worst = 0.0
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self.last)
+        self.last = now
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.worst
+
+
+def test_train_click_shows_curves_results_and_runs(qtbot, make_window):
+    window = make_window()
+    quick_mnist(window, epochs=2)
+    with qtbot.waitSignal(window.trainingFinished, timeout=90000) as finished:
+        qtbot.mouseClick(window.train_button, Qt.MouseButton.LeftButton)
+        assert window.is_training()
+        assert not window.train_button.isEnabled()
+    result = finished.args[0]
+    assert result.status == "finished", result.reason
+    curves = window.training_panel.curves
+    assert curves.epoch_points("loss") == 2
+    assert curves.epoch_points("val_accuracy") == 2
+    assert len(curves.batch_loss_line.get_xdata()) >= 2  # the within-epoch trace
+    assert window.train_button.isEnabled() and not window.stop_button.isEnabled()
+    assert window.message_bar.level == "success"
+    qtbot.waitUntil(lambda: window.results_panel.per_class.rowCount() == 10, timeout=20000)
+    assert "accuracy" in window.results_panel.header.text()
+    assert [run.run_id for run in window.runs_panel.runs] == [result.run_id]
+    assert window.classify_panel.run_id() == result.run_id
+
+
+def test_event_loop_never_stalls_while_training(qtbot, make_window):
+    window = make_window()
+    quick_mnist(window, model="cnn", train_limit=1500, epochs=2)
+    probe = StallProbe()
+    probe.start()
+    with qtbot.waitSignal(window.trainingFinished, timeout=90000) as finished:
+        window.start_training()
+    worst = probe.stop()
+    assert finished.args[0].status == "finished"
+    print(f"worst event-loop stall while training: {1000 * worst:.0f} ms")
+    assert worst < 0.5
+
+
+def test_stop_takes_effect_within_a_batch(qtbot, make_window):
+    window = make_window()
+    quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
+    batches = []
+    task = window.start_training()
+    task.event.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    qtbot.waitUntil(lambda: len(batches) >= 2, timeout=60000)
+    with qtbot.waitSignal(window.trainingFinished, timeout=10000) as finished:
+        started = time.perf_counter()
+        qtbot.mouseClick(window.stop_button, Qt.MouseButton.LeftButton)
+    took = time.perf_counter() - started
+    result = finished.args[0]
+    assert result.status == "stopped"
+    assert took < 3.0, took
+    assert window.message_bar.level == "warning"
+    assert window.train_button.isEnabled()
+
+
+def test_stop_right_after_start(qtbot, make_window):
+    window = make_window()
+    quick_mnist(window)
+    with qtbot.waitSignal(window.trainingFinished, timeout=60000) as finished:
+        window.start_training()
+        window.stop_training()
+    assert finished.args[0].status == "stopped"
+
+
+def test_closing_during_training_stops_and_joins_the_worker(qtbot, make_window):
+    window = make_window()
+    quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
+    batches = []
+    task = window.start_training()
+    task.event.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    qtbot.waitUntil(lambda: len(batches) >= 1, timeout=60000)
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 10
+    assert task.join(0)  # the worker thread has ended
+    assert task.stop_flag.requested
+
+
+def test_bad_settings_show_a_message_not_a_crash(qtbot, make_window):
+    window = make_window()
+    window.model_panel.set_mnist_model("ann")
+    window.model_panel.train_limit.setValue(5)  # core wants >= 10
+    assert window.start_training() is None
+    assert window.message_bar.level == "error"
+    assert "train_limit" in window.message_bar.text
+    assert window.train_button.isEnabled()
