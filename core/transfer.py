@@ -281,8 +281,10 @@ def _chain(input_shape: Sequence[int], parts: Sequence[keras.Model], head: keras
 
 
 def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """`model` in inference mode as one traced function (any batch size)."""
-    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    """`model` in inference mode as one traced function: traced once for any batch size (tracing a backbone
+    costs seconds on a CPU, so the smaller last batch must not trigger a second trace)."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
 
 def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],
