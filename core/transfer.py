@@ -51,7 +51,7 @@ from core.folder_data import (
 )
 from core.runs import RunStore
 from core.stopping import StopFlag
-from core.training import JobContext, Prepared, run_training
+from core.training import JobContext, Prepared, RunResult, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -390,31 +390,37 @@ def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | No
     blocks; starting from the frozen optimum is the standard recipe, and it makes the comparison answer
     "what does fine-tuning add on top of the frozen model". Both runs go through run_training with the same
     FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate was changed). If the frozen
-    run does not finish with a model, the fine-tuned run is not started.
+    run does not finish with a model, the fine-tuned run is not started (its run_id stays None).
+
+    Returns plain data: {"frozen": {run_id, status, reason, history, metrics}, "finetune": {...same},
+    "per_class": [{class, support, frozen_precision, finetune_precision, precision_diff, ... recall, f1}],
+    "differences": {"accuracy": finetune - frozen, "loss": ...}}.
     """
     store = store or RunStore()
     stop = stop or StopFlag()
     frozen = run_training(dataclasses.replace(folder_config, mode="frozen", init_from_run=None),
                           reporter, stop, store=store)
-    result: dict[str, Any] = {"frozen_run": frozen.run_id, "frozen_status": frozen.status,
-                              "frozen_reason": frozen.reason, "frozen_history": frozen.history,
-                              "frozen_metrics": frozen.metrics, "finetune_run": None, "finetune_status": None,
-                              "finetune_reason": "", "finetune_history": [], "finetune_metrics": {},
-                              "per_class": [], "differences": {}}
+    result: dict[str, Any] = {"frozen": _run_entry(frozen), "finetune": {
+        "run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}, "per_class": [],
+        "differences": {}}
     if frozen.status != "finished" or not frozen.metrics:
-        result["finetune_reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
+        result["finetune"]["reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
         return result
     finetune_config = dataclasses.replace(folder_config, mode="finetune", split_from_run=frozen.run_id,
                                           init_from_run=frozen.run_id)
     tuned = run_training(finetune_config, reporter, stop, store=store)
-    result.update(finetune_run=tuned.run_id, finetune_status=tuned.status, finetune_reason=tuned.reason,
-                  finetune_history=tuned.history, finetune_metrics=tuned.metrics)
+    result["finetune"] = _run_entry(tuned)
     if tuned.metrics:
         result["per_class"] = per_class_differences(frozen.metrics, tuned.metrics)
         result["differences"] = {key: tuned.metrics[key] - frozen.metrics[key] for key in ("accuracy", "loss")
                                  if isinstance(frozen.metrics.get(key), float)
                                  and isinstance(tuned.metrics.get(key), float)}
     return result
+
+
+def _run_entry(result: RunResult) -> dict[str, Any]:
+    return {"run_id": result.run_id, "status": result.status, "reason": result.reason,
+            "history": list(result.history), "metrics": dict(result.metrics)}
 
 
 def per_class_differences(frozen: dict[str, Any], tuned: dict[str, Any]) -> list[dict[str, Any]]:

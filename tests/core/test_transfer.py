@@ -141,8 +141,8 @@ def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: 
     config = dataclasses.replace(_config(folder, hub_model, unfreeze=1),
                                  fit=dataclasses.replace(FAST, epochs=4))
     report = compare_frozen_finetune(config, store=store)
-    frozen, tuned = report["frozen_run"], report["finetune_run"]
-    assert report["frozen_status"] == report["finetune_status"] == "finished", report
+    frozen, tuned = report["frozen"]["run_id"], report["finetune"]["run_id"]
+    assert report["frozen"]["status"] == report["finetune"]["status"] == "finished", report
     splits = [store.read_json(run, "split.json") for run in (frozen, tuned)]
     assert [[s[p] for p in ("root", "train", "val", "test")] for s in splits] == [
         [splits[0][p] for p in ("root", "train", "val", "test")]] * 2
@@ -151,16 +151,17 @@ def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: 
     assert (tuned_config.mode, tuned_config.split_from_run, tuned_config.init_from_run) == ("finetune", frozen,
                                                                                            frozen)
     assert store.config(frozen).mode == "frozen" and store.config(frozen).fit == tuned_config.fit
-    assert len(report["frozen_history"]) == len(report["finetune_history"]) == 4
+    histories = [report[mode]["history"] for mode in ("frozen", "finetune")]
+    assert len(histories[0]) == len(histories[1]) == 4
     # Starting from the frozen head, fine-tuning begins where the frozen run ended.
-    assert report["finetune_history"][0]["val_accuracy"] >= report["frozen_history"][0]["val_accuracy"]
+    assert histories[1][0]["val_accuracy"] >= histories[0][0]["val_accuracy"]
+    metrics = [report[mode]["metrics"] for mode in ("frozen", "finetune")]
     rows = {row["class"]: row for row in report["per_class"]}
     assert set(rows) == set(CLASSES)
     for name, row in rows.items():
-        frozen_row = next(r for r in report["frozen_metrics"]["per_class"] if r["class"] == name)
+        frozen_row = next(r for r in metrics[0]["per_class"] if r["class"] == name)
         assert row["f1_diff"] == pytest.approx(row["finetune_f1"] - frozen_row["f1"])
-    assert report["differences"]["accuracy"] == pytest.approx(
-        report["finetune_metrics"]["accuracy"] - report["frozen_metrics"]["accuracy"])
+    assert report["differences"]["accuracy"] == pytest.approx(metrics[1]["accuracy"] - metrics[0]["accuracy"])
     json.dumps(report)  # plain data, for the CLI and the GUI
 
 
