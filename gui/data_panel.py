@@ -115,7 +115,8 @@ class DataPanel(QWidget):
         self.folder_combo.lineEdit().setPlaceholderText("a folder with one subfolder per class — or drop it here")
         self.browse_button = QPushButton("Choose folder…")
         self.scan_button = QPushButton("Scan")
-        self.mnist_radio.toggled.connect(self._on_radio)
+        self.mnist_radio.clicked.connect(self._on_mnist_clicked)  # clicked: only the user's clicks, never setChecked
+        self.folder_radio.clicked.connect(self._on_folder_clicked)
         self.browse_button.clicked.connect(self._on_browse)
         self.scan_button.clicked.connect(self._on_scan_clicked)
         self.folder_combo.activated.connect(self._on_scan_clicked)
@@ -262,9 +263,7 @@ class DataPanel(QWidget):
         self._start(task, self._on_folder_scanned)
 
     def _set_radio(self, radio: QRadioButton) -> None:
-        radio.blockSignals(True)
         radio.setChecked(True)
-        radio.blockSignals(False)
 
     def _remember(self, folder: str) -> None:
         folders = self.settings.add_recent_folder(folder)
@@ -274,10 +273,12 @@ class DataPanel(QWidget):
         self.folder_combo.setCurrentIndex(0)
         self.folder_combo.blockSignals(False)
 
-    def _on_radio(self, mnist_checked: bool) -> None:
-        if mnist_checked:
+    def _on_mnist_clicked(self) -> None:
+        if self.kind != "mnist":
             self.use_mnist()
-        elif self.folder_combo.currentText().strip():
+
+    def _on_folder_clicked(self) -> None:
+        if self.folder_combo.currentText().strip():
             self.use_folder(self.folder_combo.currentText().strip())
         else:
             self._on_browse()

@@ -1,0 +1,178 @@
+"""Data, classify, compare, results, settings and launcher behaviour of the GUI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QSplitter
+
+from tests.gui.conftest import make_class_folder
+
+
+def _mime(*paths: Path) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def test_first_start_shows_mnist_ready_to_train(qtbot, make_window):
+    window = make_window()
+    panel = window.data_panel
+    assert panel.source() == ("mnist", "")
+    assert "60,000" in panel.info_label.text()
+    assert window.train_button.isEnabled()
+    assert panel.samples.rows == 10
+    value = panel.pixel_table.item(14, 14)  # the middle of a digit has ink
+    assert value is not None
+    with qtbot.waitSignal(window.model_panel.summaryShown, timeout=30000):
+        window.model_panel.refresh_summary()
+    assert window.model_panel.summary_table.rowCount() > 3
+    assert "trainable" in window.model_panel.summary_label.text()
+    qtbot.waitUntil(lambda: window.data_panel.aug_grid.rows == 2, timeout=30000)
+    panel.select_digit(7)
+    assert panel.selected_index == 7
+
+
+def test_dropped_image_is_classified(qtbot, make_window, trained_store, digit_png):
+    window = make_window(trained_store)
+    assert window.classify_panel.run_combo.count() == 2
+    with qtbot.waitSignal(window.classify_panel.classified, timeout=30000) as done:
+        mime = _mime(digit_png)  # the event does not own it: keep a reference
+        event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                           Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        window.dropEvent(event)
+    predictions = done.args[0]
+    assert len(predictions) == 1 and not predictions[0].error
+    assert predictions[0].label in [str(d) for d in range(10)]
+    assert predictions[0].seen.shape == (28, 28)
+    assert window.tabs.currentWidget() is window.classify_panel
+    rows = window.classify_panel.results_layout.count() - 1
+    assert rows == 1
+    # a second drop uses the cached model
+    with qtbot.waitSignal(window.classify_panel.classified, timeout=10000):
+        window.handle_drop(_mime(digit_png, digit_png))
+    assert len(window.classify_panel.predictions) == 2
+
+
+def test_unreadable_image_shows_its_error(qtbot, make_window, trained_store, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    window = make_window(trained_store)
+    with qtbot.waitSignal(window.classify_panel.classified, timeout=30000) as done:
+        window.handle_drop(_mime(bad))
+    assert done.args[0][0].error
+
+
+def test_compare_view_shows_two_runs(qtbot, make_window, trained_store):
+    window = make_window(trained_store)
+    panel = window.runs_panel
+    assert panel.table.rowCount() == 2
+    with qtbot.waitSignal(panel.compared, timeout=5000) as done:
+        panel.table.selectAll()
+    assert len(done.args[0]) == 2
+    assert len(panel.curves.ax_acc.get_lines()) == 4  # two runs × (training, validation)
+    assert panel.config_table.columnCount() == 2
+    rows = [panel.config_table.verticalHeaderItem(r).text() for r in range(panel.config_table.rowCount())]
+    assert "fit.learning_rate" in rows
+    assert panel.metrics_table.rowCount() > 2
+    assert panel.per_class_table.rowCount() == 10
+
+
+def test_results_confusion_cells_list_their_images(qtbot, make_window, trained_store):
+    window = make_window(trained_store)
+    run_id = window.runs_panel.runs[0].run_id
+    with qtbot.waitSignal(window.results_panel.shown, timeout=30000):
+        window.show_results(run_id)
+    panel = window.results_panel
+    matrix = np.asarray(panel.data["metrics"]["confusion_matrix"])
+    assert panel.misclassified.count() == min(120, int(matrix.sum() - np.trace(matrix)))
+    off = np.argwhere((matrix > 0) & ~np.eye(len(matrix), dtype=bool))[0]
+    panel.show_cell(int(off[0]), int(off[1]))
+    assert panel.cell_list.count() == matrix[off[0], off[1]]
+    panel.show_cell(3, 3)
+    assert panel.cell_list.count() == min(120, matrix[3, 3])
+    assert window.training_panel.curves.epoch_points("loss") == 2
+
+
+def test_bad_folder_shows_a_message_and_the_window_stays_usable(qtbot, make_window, tmp_path):
+    window = make_window()
+    one_class = make_class_folder(tmp_path / "one", {"cats": 3})
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.handle_drop(_mime(one_class))
+    assert window.message_bar.level == "error"
+    assert window.message_bar.isVisible()
+    assert "class" in window.message_bar.text
+    assert window.start_training() is None  # refused with a message, not a crash
+    assert "can't be used" in window.message_bar.text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_folder(str(empty))
+    assert window.message_bar.level == "error"
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_mnist()
+    assert window.data_panel.source() == ("mnist", "")
+    assert window.train_button.isEnabled()
+
+
+def test_good_folder_summary(qtbot, make_window, tmp_path):
+    root = make_class_folder(tmp_path / "shapes", {"red": 4, "green": 3})
+    (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    window = make_window()
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_folder(str(root))
+    panel = window.data_panel
+    assert panel.scan_summary["counts"] == {"red": 4, "green": 3}
+    assert panel.skipped_list.count() == 1
+    assert "broken.jpg" in panel.skipped_list.item(0).text()
+    assert panel.samples.rows == 2
+    assert window.model_panel.folder_box.isVisibleTo(window.model_panel)
+    config = window.model_panel.build_config(*panel.source())
+    assert config.kind == "folder" and config.data_dir == str(root)
+
+
+def test_window_size_splitters_and_recent_folders_are_remembered(qtbot, make_window, tmp_path):
+    root = make_class_folder(tmp_path / "pets", {"a": 2, "b": 2})
+    window = make_window()
+    window.resize(1000, 700)
+    window.findChild(QSplitter, "data_splitter").setSizes([300, 700])
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_folder(str(root))
+    sizes = window.findChild(QSplitter, "data_splitter").sizes()
+    window.close()
+    again = make_window()
+    assert abs(again.width() - 1000) <= 40 and abs(again.height() - 700) <= 40  # the offscreen frame varies
+    assert again.data_panel.source() == ("folder", str(root))
+    assert again.data_panel.folder_combo.itemText(0) == str(root)
+    restored = again.findChild(QSplitter, "data_splitter").sizes()
+    assert abs(restored[0] / sum(restored) - sizes[0] / sum(sizes)) < 0.05
+
+
+def test_launcher_does_not_load_qt_for_the_cli():
+    code = ("import sys, gui.launcher; assert 'PySide6' not in sys.modules; "
+            "import gui; assert 'PySide6' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_launcher_passes_arguments_to_the_cli(monkeypatch):
+    import core.cli
+    from gui import launcher
+
+    seen = []
+    monkeypatch.setattr(core.cli, "main", lambda argv: seen.append(argv) or 3)
+    assert launcher.main(["runs", "list"]) == 3
+    assert seen == [["runs", "list"]]
+
+
+def test_drop_of_other_files_warns(qtbot, make_window, tmp_path):
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    window = make_window()
+    assert not window.handle_drop(_mime(other))
+    assert window.message_bar.level == "warning"
+    assert QPoint(0, 0).isNull()
