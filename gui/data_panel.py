@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from gui.plots import BarChart, SampleGrid
 from gui.settings import AppSettings
 from gui.widgets import GridImage, gray_qimage, mosaic, scaled_pixmap
-from gui.worker import Task
+from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +75,15 @@ def scan_folder_overview(folder: str) -> dict[str, Any]:
 def augmentation_overview(image: np.ndarray, seed: int) -> np.ndarray:
     from core.mnist_job import augmentation_preview
 
-    return augmentation_preview(image, AUGMENTED, seed)
+    with KERAS_LOCK:  # builds Keras preprocessing layers
+        return augmentation_preview(image, AUGMENTED, seed)
 
 
 class DataPanel(QWidget):
     sourceChanged = Signal(str, str)  # kind ("mnist" | "folder"), folder ("" for MNIST)
     message = Signal(str, str)  # text, level
     loaded = Signal(str)  # kind, after the overview (or its error) is shown
+    augmented = Signal()  # a new augmentation preview is on screen
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -178,7 +180,7 @@ class DataPanel(QWidget):
         self.pixel_table.setFont(font)
         for header in (self.pixel_table.horizontalHeader(), self.pixel_table.verticalHeader()):
             header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-            header.setDefaultSectionSize(24)
+            header.setDefaultSectionSize(21)
             header.setMinimumSectionSize(10)
             header.setFont(font)
         self.pixel_table.verticalHeader().setDefaultSectionSize(18)
@@ -411,7 +413,7 @@ class DataPanel(QWidget):
         seed = self._aug_seed
         self.reroll_button.setEnabled(False)
         task = Task(lambda _r, _s: augmentation_overview(pixels, seed), "augmentation-preview", owner=self)
-        task.returned.connect(self._on_augmented)
+        task.returned.connect(lambda images: self._on_augmented(images) if seed == self._aug_seed else None)
         task.errored.connect(self._on_error)
         task.finished.connect(lambda: self.reroll_button.setEnabled(True))
         task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
@@ -422,6 +424,7 @@ class DataPanel(QWidget):
         augmented = images[1:]
         self.aug_grid.set_grid(gray_qimage(mosaic(augmented.reshape(2, AUGMENTED // 2, 28, 28), gap=1)), 2,
                                AUGMENTED // 2)
+        self.augmented.emit()
 
     def busy(self) -> bool:
         return any(task.running for task in self._tasks)

@@ -96,6 +96,7 @@ class TrainingCurves(Canvas):
         self._batch_loss: list[float] = []
         self._batch_acc: list[float] = []
         self._ema: tuple[float, float] | None = None
+        self._trace_epoch = 0
         for line in self._lines():
             line.set_data([], [])
         self.ax_loss.set_xlim(0, self.epochs_planned + 0.2)
@@ -111,7 +112,13 @@ class TrainingCurves(Canvas):
 
     def add_batch(self, epoch: int, batch: int, batches: int | None, loss: float, accuracy: float) -> None:
         x = epoch - 1 + (batch / batches if batches else 0.5)
-        if self._ema is None or (self._batch_x and x < self._batch_x[-1]):
+        if self._batch_x and epoch != self._trace_epoch:  # a gap between epochs: Keras restarts its mean
+            self._batch_x.append(float("nan"))
+            self._batch_loss.append(float("nan"))
+            self._batch_acc.append(float("nan"))
+            self._ema = None
+        self._trace_epoch = epoch
+        if self._ema is None:
             self._ema = (loss, accuracy)
         else:  # light smoothing on top of Keras' running epoch mean
             self._ema = (0.6 * self._ema[0] + 0.4 * loss, 0.6 * self._ema[1] + 0.4 * accuracy)
@@ -181,7 +188,7 @@ class TrainingCurves(Canvas):
         if values and max(values) > self.ax_loss.get_ylim()[1]:
             self.ax_loss.set_ylim(0, max(values) * 1.25)
             changed = True
-        right = max(len(self.epochs), math.ceil(self._batch_x[-1]) if self._batch_x else 0)
+        right = max(len(self.epochs), self._trace_epoch)
         if right > self.ax_loss.get_xlim()[1]:
             for ax in (self.ax_loss, self.ax_acc):
                 ax.set_xlim(0, right + 0.2)

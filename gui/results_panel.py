@@ -141,8 +141,7 @@ class ResultsPanel(QWidget):
         self.header.setText(
             f"<b>{_html(info.title())}</b> ({info.run_id}) — on the {eval_set} set of {metrics.get('samples', '?')} "
             f"images: <span style='font-size:14pt'><b>accuracy {100 * metrics.get('accuracy', 0):.2f} %</b></span>, "
-            f"loss {metrics.get('loss', float('nan')):.4f}; {len(metrics.get('misclassified', []))} misclassified "
-            f"shown.")
+            f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.")
         self.confusion.set_matrix(metrics.get("confusion_matrix", []), names)
         for entry in metrics.get("misclassified", [])[:MAX_SHOWN]:
             self._add_item(self.misclassified, entry["id"], self._caption(entry))
@@ -206,6 +205,13 @@ class ResultsPanel(QWidget):
         self.cell_caption.setText(f"True <b>{_html(names[true])}</b>, predicted <b>{_html(names[predicted])}</b>: "
                                   f"{len(ids)} images{more}{note}.")
         self.tabs.setCurrentIndex(1)
+
+
+def _misclassified_note(metrics: dict[str, Any]) -> str:
+    matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
+    wrong = int(matrix.sum() - np.trace(matrix))
+    shown = min(MAX_SHOWN, len(metrics.get("misclassified", [])))
+    return f"{wrong} misclassified" + (f" (the {shown} most confident shown)" if shown < wrong else "")
 
 
 def _short(text: str, limit: int = 12) -> str:

@@ -177,11 +177,12 @@ class ProbabilityBars(QWidget):
             bar = QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(round(1000 * float(probability)))
-            bar.setFormat(f"{label}   {100 * float(probability):.1f} %")
+            bar.setFormat(f"{label}  —  {100 * float(probability):.1f} %")
             bar.setTextVisible(True)
             bar.setMaximumHeight(20)
+            bar.setMaximumWidth(520)
             bar.setStyleSheet("QProgressBar{border:1px solid #bbb;border-radius:3px;text-align:left;"
-                              "padding-left:4px;background:#fafafa;}"
+                              "padding-left:8px;background:#fafafa;}"
                               f"QProgressBar::chunk{{background:{'#4a90d9' if index == 0 else '#a9c7ea'};}}")
             self._layout.addWidget(bar)
             self.bars.append(bar)

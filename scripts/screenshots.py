@@ -1,0 +1,145 @@
+"""Render the README screenshots offscreen: data, training curves after a short run, results, compare and classify.
+
+    python scripts/screenshots.py [--out docs/screenshots]
+
+Trains two small MNIST runs in a temporary run store (about a minute on a 2-core CPU). PNGs are palette-
+quantized to stay small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image, ImageDraw
+from PySide6.QtCore import QEventLoop, QMimeData, QSettings, QTimer, QUrl
+from PySide6.QtWidgets import QApplication
+
+from core.runs import RunStore
+
+logger = logging.getLogger("screenshots")
+SIZE = (1280, 820)
+
+
+def wait_for(signal, timeout_ms: int = 600000) -> list:
+    loop = QEventLoop()
+    got: list = []
+    signal.connect(lambda *args: (got.extend(args), loop.quit()))
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    return got
+
+
+def settle(ms: int = 400) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def save(window, out: Path, name: str) -> Path:
+    settle()
+    path = out / f"{name}.png"
+    window.grab().save(str(path))
+    image = Image.open(path).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    image.save(path, optimize=True)
+    logger.info("wrote %s (%d KB)", path, path.stat().st_size // 1024)
+    return path
+
+
+def digit_png(folder: Path, name: str, strokes: list) -> Path:
+    image = Image.new("L", (140, 140), 250)
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        draw.line(stroke, fill=20, width=13, joint="curve")
+    path = folder / name
+    image.save(path)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Render the README screenshots")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "screenshots"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from gui.main_window import MainWindow
+    from gui.settings import AppSettings
+
+    app = QApplication.instance() or QApplication([])
+    tmp = Path(tempfile.mkdtemp(prefix="transferlab-shots-"))
+    window = MainWindow(AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)),
+                        RunStore(tmp / "runs"))
+    window.resize(*SIZE)
+    window.show()
+    wait_for(window.data_panel.loaded)
+    window.data_panel.select_digit(int(window.data_panel._grid_indices[3, 2]))
+    wait_for(window.data_panel.augmented, 120000)
+    save(window, out, "data")
+    window.data_panel.views.setCurrentIndex(1)
+    save(window, out, "data-pixels")
+    window.data_panel.views.setCurrentIndex(2)
+    save(window, out, "data-augmentation")
+
+    panel = window.model_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_mnist_model("ann")
+    panel.train_limit.setValue(6000)
+    panel.test_limit.setValue(2000)
+    panel.epochs_spin.setValue(4)
+    panel.name_edit.setText("dense baseline")
+    wait_for(panel.summaryShown)
+    first = window.start_training()
+    assert first is not None
+    wait_for(window.trainingFinished)
+
+    panel.set_mnist_model("cnn")
+    panel.train_limit.setValue(6000)
+    panel.test_limit.setValue(2000)
+    panel.epochs_spin.setValue(4)
+    panel.stop_check.setChecked(False)
+    panel.name_edit.setText("seed CNN")
+    wait_for(panel.summaryShown)
+    window.tabs.setCurrentWidget(panel)
+    save(window, out, "model")
+    window.start_training()
+    result = wait_for(window.trainingFinished)[0]
+    window.tabs.setCurrentWidget(window.training_panel)
+    save(window, out, "training")
+
+    window.tabs.setCurrentWidget(window.results_panel)
+    wait_for(window.results_panel.shown, 30000) if not window.results_panel.data else None
+    save(window, out, "results")
+    window.results_panel.show_cell(4, 9)
+    save(window, out, "results-cell")
+
+    window.tabs.setCurrentWidget(window.runs_panel)
+    window.runs_panel.table.selectAll()
+    save(window, out, "compare")
+    window.runs_panel.compare_tabs.setCurrentIndex(3)
+    save(window, out, "compare-config")
+
+    seven = digit_png(tmp, "seven.png", [[(30, 30), (110, 30), (60, 120)]])
+    one = digit_png(tmp, "one.png", [[(70, 15), (70, 125)], [(50, 35), (70, 15)]])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(seven)), QUrl.fromLocalFile(str(one))])
+    window.classify_panel.use_run(result.run_id)
+    window.handle_drop(mime)
+    wait_for(window.classify_panel.classified, 120000)
+    save(window, out, "classify")
+    window.close()
+    app.processEvents()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
