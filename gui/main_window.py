@@ -210,20 +210,25 @@ class MainWindow(QMainWindow):
             pass
         elif isinstance(event, RunFinished):
             self._run_index += 1
-            self.runs_panel.refresh()
+            if self._run_index < self._runs_in_task:  # frozen vs fine-tuned: show the first run at once
+                self.runs_panel.refresh()
 
     def _on_training_returned(self, result: Any) -> None:
         self.last_result = result
-        if isinstance(result, dict):  # frozen vs fine-tuned
-            ids = [r for r in (result.get("frozen_run"), result.get("finetune_run")) if r]
+        if isinstance(result, dict):  # frozen vs fine-tuned (core.transfer.compare_frozen_finetune)
+            frozen, tuned = result.get("frozen") or {}, result.get("finetune") or {}
+            ids = [entry["run_id"] for entry in (frozen, tuned) if entry.get("run_id")]
             self.runs_panel.refresh()
             self.runs_panel.select(ids)
-            if result.get("finetune_reason") and not result.get("finetune_run"):
-                self.show_message(f"Fine-tuned run {result['finetune_reason']}", "warning")
+            if tuned.get("status") != "finished":
+                self.show_message(f"Frozen run {frozen.get('status')}; fine-tuned run "
+                                  f"{tuned.get('status') or ''} {tuned.get('reason') or ''}".strip(), "warning")
             else:
-                self.show_message("Frozen and fine-tuned runs trained on the same split: see Runs & compare.",
-                                  "success")
-                self.tabs.setCurrentWidget(self.runs_panel)
+                diff = (result.get("differences") or {}).get("accuracy")
+                note = f": fine-tuning changed accuracy by {100 * diff:+.2f} points" if isinstance(diff, float) else ""
+                self.show_message(f"Frozen and fine-tuned runs trained on the same split{note}. "
+                                  "See Runs & compare.", "success")
+            self.tabs.setCurrentWidget(self.runs_panel)
             return
         if result.status == "failed":
             self.show_message(f"Training failed: {result.reason}", "error")

@@ -145,8 +145,7 @@ class RunsPanel(QWidget):
                 if c == 2 and run.status not in ("finished",):
                     item.setForeground(QColor("#a60" if run.status == "stopped" else "#a00"))
                 self.table.setItem(r, c, item)
-            if run.run_id in selected:
-                self.table.selectRow(r)
+        self.select(list(selected))
         self.table.blockSignals(False)
         self._on_selection()
 

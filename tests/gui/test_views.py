@@ -176,3 +176,35 @@ def test_drop_of_other_files_warns(qtbot, make_window, tmp_path):
     assert not window.handle_drop(_mime(other))
     assert window.message_bar.level == "warning"
     assert QPoint(0, 0).isNull()
+
+
+def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window, tmp_path):
+    root = make_class_folder(tmp_path / "shapes", {"red": 6, "green": 6})
+    window = make_window()
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_folder(str(root))
+    panel = window.model_panel
+    qtbot.waitUntil(lambda: panel.summary_table.rowCount() >= 3, timeout=60000)  # backbone info, off the GUI thread
+    assert "Backbone" in panel.summary_label.text()
+    panel.epochs_spin.setValue(1)
+    with qtbot.waitSignal(window.trainingFinished, timeout=120000) as done:
+        qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    assert result["frozen"]["status"] == "finished" and result["finetune"]["status"] == "finished"
+    assert sorted(window.runs_panel.selected_ids()) == sorted([result["frozen"]["run_id"],
+                                                              result["finetune"]["run_id"]])
+    assert window.tabs.currentWidget() is window.runs_panel
+    rows = [window.runs_panel.config_table.verticalHeaderItem(r).text()
+            for r in range(window.runs_panel.config_table.rowCount())]
+    assert "mode" in rows
+
+
+def test_export_from_the_runs_list(qtbot, make_window, trained_store):
+    window = make_window(trained_store)
+    panel = window.runs_panel
+    panel.select([panel.runs[0].run_id])
+    assert panel.export_button.isEnabled()
+    with qtbot.waitSignal(panel.exported, timeout=60000) as done:
+        qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
+    assert Path(done.args[0]).exists()
+    assert window.message_bar.level == "success"
