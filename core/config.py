@@ -96,7 +96,7 @@ def mnist_preset(model: MnistModel = "fast", **overrides: Any) -> MnistConfig:
     """The recommended settings for each MNIST model; keyword overrides go to FitOptions or MnistConfig."""
     fit_defaults: dict[str, dict[str, Any]] = {
         # The fast preset is tuned for a 2-core laptop CPU (see bench/mnist.py).
-        "fast": dict(epochs=3, batch_size=128, learning_rate=3e-3, validation_split=0.05,
+        "fast": dict(epochs=3, batch_size=256, learning_rate=6e-3, validation_split=0.05,
                      lr_schedule="onecycle"),
         # The seed material's recipe.
         "cnn": dict(epochs=10, batch_size=32, learning_rate=1e-3, validation_split=0.3,

@@ -55,19 +55,28 @@ def build_keras_recipe_cnn() -> keras.Model:
 
 
 def build_fast_cnn() -> keras.Model:
-    """A small batch-normalised CNN designed for a laptop CPU: few multiply-adds per digit, trained with a
-    one-cycle learning rate so that it reaches >= 99.2 % test accuracy in a few epochs (bench/mnist.py)."""
+    """A small CNN designed for a 2-core laptop CPU (72,650 parameters, ~2 M multiply-adds per digit). Trained
+    with the "fast" preset (3 epochs, batch 256, one-cycle learning rate peaking at 6e-3) it reaches 99.23-99.34 %
+    test accuracy (three seeds) in about 14 % of the time of Keras' 15-epoch "Simple MNIST convnet" recipe
+    (bench/mnist.py), which itself ends at ~99.17 %.
+
+    Conv5×5/2(32)+ReLU → [Conv3×3/2(64) → Conv3×3 valid(64)], each with batch norm and ReLU → Flatten →
+    Dense(10). Why this shape (measured with TF on a 2-core CPU, where small convolutions are bound by memory
+    traffic more than by multiply-adds):
+    - no pooling and no 28×28 feature maps: a stride-2 stem and a stride-2 convolution replace max-pooling,
+      whose gradient was the slowest op at full resolution;
+    - the 5×5 stem beat a 3×3 one (99.3 % vs 99.1 % after 3 epochs); flattening the 5×5×64 map beat global
+      max pooling (99.1 %); the stem's batch norm cost ~15 % of the time and no accuracy, so it has a bias;
+    - batch-norm momentum 0.9 (Keras' default is 0.99): with only ~670 steps the slow moving averages lag
+      the weights, which cost up to 2 points of test accuracy at batch 512.
+    """
     inputs, x = _input_block("fast")
-    for filters in (24, 48):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+    x = layers.Conv2D(32, 5, strides=2, padding="same", activation="relu")(x)
+    for strides, padding in ((2, "same"), (1, "valid")):
+        x = layers.Conv2D(64, 3, strides=strides, padding=padding, use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
-        x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(96, 3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    x = layers.GlobalMaxPooling2D()(x)
-    x = layers.Dropout(0.2)(x)
+    x = layers.Flatten()(x)
     outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="fast_cnn")
 

@@ -1,0 +1,57 @@
+"""The MNIST models: raw digits in, probabilities out, sizes as designed; the fast CNN learns real digits."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from core.config import mnist_preset
+from core.mnist_models import build_mnist_model
+from core.runs import RunStore
+from core.training import run_training
+
+# Total parameters (trainable + batch-norm moving statistics), as designed.
+EXPECTED_PARAMS = {
+    "fast": 72_650,  # conv5×5/2 32: 832, conv3×3/2 64: 18,432, conv3×3 64: 36,864, BN 4×(64+64), dense 16,010
+    "cnn": 693_962,  # conv 320 + dense 5,408×128 + 128 + dense 1,290
+    "ann": 101_770,  # dense 784×128 + 128 + dense 1,290
+    "keras": 34_826,  # Keras' "Simple MNIST convnet"
+}
+
+
+@pytest.mark.parametrize("name", ["fast", "cnn", "ann", "keras"])
+def test_model_takes_raw_digits_and_outputs_probabilities(name):
+    keras.utils.set_random_seed(0)
+    model = build_mnist_model(name)
+    assert model.input_shape == (None, 28, 28)
+    digits = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    digits[0] = 0
+    digits[1] = 255
+    probabilities = keras.ops.convert_to_numpy(model(digits.astype(np.float32), training=False))
+    assert probabilities.shape == (5, 10)
+    assert np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+def test_parameter_counts_are_as_designed(name):
+    assert build_mnist_model(name).count_params() == EXPECTED_PARAMS[name]
+
+
+def test_fast_cnn_is_small_and_batch_normalised():
+    model = build_mnist_model("fast")
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 2 and all(layer.momentum == 0.9 for layer in norms)
+    assert not any(isinstance(layer, keras.layers.DepthwiseConv2D | keras.layers.MaxPooling2D)
+                   for layer in model.layers)
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 2 * (64 + 64)
+
+
+def test_fast_cnn_learns_2000_real_digits_through_run_training(tmp_path):
+    # 1,900 training digits at batch 32 are 60 steps an epoch: enough for batch norm's moving statistics.
+    config = mnist_preset("fast", train_limit=2000, test_limit=1000, epochs=3, batch_size=32)
+    result = run_training(config, store=RunStore(tmp_path / "runs"))
+    assert result.status == "finished", result.reason
+    assert len(result.history) == 3
+    assert result.metrics["test_accuracy"] > 0.85  # chance is 0.1
