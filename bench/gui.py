@@ -109,6 +109,9 @@ def main() -> int:
           f"{ended - started:.1f} s, {len(probe.gaps)} probe ticks")
     print(f"worst event-loop stall while fitting (first batch → last epoch): {1000 * probe.worst(*steady):.0f} ms "
           f"(99th percentile {1000 * probe.percentile(0.99, *steady):.0f} ms; target <= 50 ms)")
+    big = [(round(at - started, 2), round(1000 * gap)) for at, gap in probe.gaps if gap > 0.05]
+    print(f"curve updates: {window.training_panel.curves.redraws}, of which full redraws: "
+          f"{window.training_panel.curves.full_draws}; gaps > 50 ms (s after start, ms): {big}")
     print(f"worst stall over the whole run (start, model build, evaluation, results): "
           f"{1000 * probe.worst():.0f} ms")
 

@@ -285,17 +285,6 @@ class ModelPanel(QWidget):
                             unfreeze=unfreeze, augment=self.augment_check.isChecked(), fit=self.fit_options(),
                             name=name)
 
-    def config_for(self, config: Any) -> None:
-        """Show a stored config's settings (used by 'train again' from the runs list)."""
-        fit = config.fit
-        self._apply_fit(fit, augment=config.augment)
-        if isinstance(config, MnistConfig):
-            self.set_mnist_model(config.model)
-            self._apply_fit(fit, augment=config.augment)
-        elif dataclasses.is_dataclass(config):
-            self.backbone_combo.setEditText(config.backbone)
-            (self.finetune_radio if config.mode == "finetune" else self.frozen_radio).setChecked(True)
-
     # ---- summary ----
 
     def _schedule_summary(self, *_args: Any) -> None:

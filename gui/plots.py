@@ -101,7 +101,7 @@ class TrainingCurves(Canvas):
             line.set_data([], [])
         self.ax_loss.set_xlim(0, self.epochs_planned + 0.2)
         self.ax_acc.set_xlim(0, self.epochs_planned + 0.2)
-        self.ax_loss.set_ylim(0, 2.5)
+        self.ax_loss.set_ylim(0, 3.0)  # ln(10) = 2.3: most runs start below, so the axis rarely grows
         self.ax_acc.set_ylim(0, 1.01)
         self._needs_full = True
         self.request_redraw()

@@ -4,7 +4,7 @@ the data source and recent folders. Tests point QSettings.setPath(IniFormat, Use
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
-from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
+from PySide6.QtWidgets import QMainWindow, QSplitter
 
 ORGANIZATION = "transferlab"
 APPLICATION = "transferlab"
@@ -68,11 +68,3 @@ class AppSettings:
     def set_value(self, key: str, value: object) -> None:
         self.qsettings.setValue(key, value)
 
-
-def splitter_sizes(splitter: QSplitter) -> list[int]:
-    return list(splitter.sizes())
-
-
-def named(widget: QWidget, name: str) -> QWidget:
-    widget.setObjectName(name)
-    return widget
