@@ -312,6 +312,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self)
+        self.model_panel.shutdown()
         if self.training is not None and self.training.running:
             self.training.stop("the window was closed")
         wait_for_tasks(CLOSE_TIMEOUT_S)

@@ -288,7 +288,13 @@ class ModelPanel(QWidget):
     # ---- summary ----
 
     def _schedule_summary(self, *_args: Any) -> None:
-        self._timer.start()
+        if self.isEnabled():
+            self._timer.start()
+
+    def shutdown(self) -> None:
+        """No more summaries (the window is closing)."""
+        self._timer.stop()
+        self.setEnabled(False)
 
     def refresh_summary(self) -> None:
         key = (self.kind, self.mnist_model() if self.kind == "mnist" else self.backbone_combo.currentText().strip())
