@@ -29,8 +29,8 @@ Unfreezing — `unfreeze` is an integer N >= 0 or "all":
 - A TF Hub module cannot be cut, so `split` returns (None, whole extractor); only the variables of the top N
   blocks are trainable when blocks can be inferred from the module's variable names (`info.blocks > 0`; e.g.
   `block3b_…`, `blocks_15/…`, `expanded_conv_16/…`, variables after the last block = the head block), else all
-  of its trainable variables are. Its `training` flag reaches the module while fine-tuning (TF Hub's own rule),
-  so a hub module's BatchNorm may update its statistics then; frozen, it always runs in inference mode.
+  of its trainable variables are. The module always runs in inference mode (`module_training=False`), so its
+  BatchNorm statistics stay fixed while its weights are fine-tuned, as in the bundled backbone.
 
 N larger than `info.blocks` (when blocks are known) raises ModelError.
 
@@ -159,7 +159,7 @@ class HubBackbone(Backbone):
     def __init__(self, spec: str) -> None:
         self.spec = spec
         # Loading checks the module; the first extractor reuses this layer, later ones load their own copy.
-        probe = HubFeatureLayer(spec, trainable=False, name="hub_features")
+        probe = HubFeatureLayer(spec, trainable=False, module_training=False, name="hub_features")
         self._unused_layer: HubFeatureLayer | None = probe
         name = spec.rstrip("/").rsplit("/", 1)[-1] if not is_url(spec) else spec.split("://", 1)[1]
         self.info = BackboneInfo(spec=spec, name=f"TF Hub: {name}", input_size=probe.image_size,
@@ -170,7 +170,8 @@ class HubBackbone(Backbone):
         scaled = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(inputs)
         layer, self._unused_layer = self._unused_layer, None
         if layer is None:
-            layer = HubFeatureLayer(self.spec, trainable=False, name="hub_features")
+            layer = HubFeatureLayer(self.spec, trainable=False, module_training=False,
+                                    name="hub_features")
         features = layer(scaled)
         return keras.Model(inputs, features, name="hub_extractor")
 

@@ -12,9 +12,10 @@ images [batch, H, W, 3] with values in [0, 1] and returning float features [batc
 `trainable_variables` lists. Every problem with a handle is a one-line ModelError.
 
 Training: `training` reaches the module only while the layer is trainable (a frozen layer always runs in
-inference mode, like `hub.KerasLayer`). `unfreeze=N` leaves only the variables of the module's last N *blocks*
-trainable; blocks are inferred from variable names (see `block_keys`). When no blocks can be inferred, any
-`unfreeze` makes all trainable variables trainable.
+inference mode, like `hub.KerasLayer`), and never with `module_training=False` (what transferlab's backbones
+use, so BatchNorm stays in inference mode while fine-tuning). `unfreeze=N` leaves only the variables of the
+module's last N *blocks* trainable; blocks are inferred from variable names (see `block_keys`). When no blocks
+can be inferred, any `unfreeze` makes all trainable variables trainable.
 
 `write_tiny_hub_model()` writes a small TF Hub-format SavedModel for tests and demos.
 """
@@ -139,9 +140,12 @@ class HubFeatureLayer(keras.layers.Layer):
     """A TF Hub image feature-vector model: float [batch, H, W, 3] in [0, 1] → [batch, feature_dim]."""
 
     def __init__(self, handle: str, trainable: bool = False, unfreeze: int | str | None = None,
-                 **kwargs: Any) -> None:
+                 module_training: bool = True, **kwargs: Any) -> None:
         super().__init__(trainable=trainable, **kwargs)
         self.handle = str(handle)
+        # False: the module always runs in inference mode (BatchNorm statistics fixed, no dropout), even while
+        # its weights are fine-tuned — the Keras transfer-learning recipe.
+        self.module_training = bool(module_training)
         module = load_hub_module(self.handle)
         self.image_size, self.feature_dim = check_feature_module(module, self.handle)
         self._module = module
@@ -189,13 +193,14 @@ class HubFeatureLayer(keras.layers.Layer):
             variable.trainable = bool(self._trainable and module_trainable and selected)
 
     def call(self, images: Any, training: Any = None) -> Any:
-        return self._module(images, training=bool(training) and self._trainable)
+        return self._module(images, training=bool(training) and self._trainable and self.module_training)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
         return (input_shape[0], self.feature_dim)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "handle": self.handle, "unfreeze": self.unfreeze}
+        return {**super().get_config(), "handle": self.handle, "unfreeze": self.unfreeze,
+                "module_training": self.module_training}
 
 
 def _keras_name(tf_name: str) -> str:
