@@ -33,6 +33,10 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray, class_n
         "confusion_matrix": confusion.tolist(),
         "per_class": per_class_scores(confusion, class_names),
         "misclassified": misclassified(y_true, probabilities, sample_ids, max_misclassified),
+        # Every sample's true and predicted class, so any confusion cell can list its samples exactly.
+        "labels": y_true.tolist(),
+        "predictions": predicted.tolist(),
+        "sample_ids": list(sample_ids) if sample_ids is not None else None,
     }
 
 

@@ -176,6 +176,10 @@ class ResultsPanel(QWidget):
     def cell_ids(self, true: int, predicted: int) -> tuple[list[Any], str]:
         """The samples in one confusion cell, and a note when they can't all be listed."""
         metrics = self.data.get("metrics", {})
+        if metrics.get("predictions") is not None:  # runs store every sample's prediction: exact cells
+            labels, predictions = metrics["labels"], metrics["predictions"]
+            ids = metrics.get("sample_ids") or range(len(labels))
+            return [i for i, t, p in zip(ids, labels, predictions, strict=True) if t == true and p == predicted], ""
         wrong = metrics.get("misclassified", [])
         if true != predicted:
             ids = [m["id"] for m in wrong if m["true"] == true and m["predicted"] == predicted]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import DataError
-from core.mnist_data import (MNIST_TRAIN_COUNTS, describe, load_mnist, packaged_archive_path, pixel_matrix,
-                             sample_grid)
+from core.mnist_data import MNIST_TRAIN_COUNTS, describe, load_mnist, packaged_archive_path, pixel_matrix, sample_grid
 
 
 def test_the_real_mnist_loads_offline_from_the_package():

@@ -35,7 +35,7 @@ def test_a_killed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(core.atomic, "_write_all", killed_halfway)
-    with pytest.raises(RunStoreError, match="expected to write .*history.json, got OSError: No space left"):
+    with pytest.raises(RunStoreError, match=r"expected to write .*history\.json, got OSError: No space left"):
         write_json_atomic(target, [{"epoch": 1}, {"epoch": 2}])
     assert json.loads(target.read_text()) == [{"epoch": 1}]
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]  # no temp file left behind
