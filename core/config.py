@@ -19,7 +19,7 @@ class FitOptions:
 
     epochs: int = 5
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None  # None: the run kind's default (see default_learning_rate)
     validation_split: float = 0.1
     seed: int = 42
     early_stopping_patience: int | None = None  # epochs without val_loss improvement; None = off
@@ -30,7 +30,8 @@ class FitOptions:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         _check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        _check(0 < self.learning_rate < 10, "learning_rate", "a number in (0, 10)", self.learning_rate)
+        if self.learning_rate is not None:
+            _check(0 < self.learning_rate < 10, "learning_rate", "a number in (0, 10)", self.learning_rate)
         _check(0 <= self.validation_split < 1, "validation_split", "a fraction in [0, 1)", self.validation_split)
         if self.stop_at_accuracy is not None:
             _check(0 < self.stop_at_accuracy <= 1, "stop_at_accuracy", "a fraction in (0, 1]",
@@ -89,6 +90,15 @@ class FolderConfig:
 
 
 RunConfig = MnistConfig | FolderConfig
+DEFAULT_LEARNING_RATE = 1e-3
+FINETUNE_LEARNING_RATE = 1e-4  # unfrozen pretrained weights need small steps (Keras transfer-learning guide)
+
+
+def default_learning_rate(config: RunConfig) -> float:
+    """The learning rate a run uses when its FitOptions leave it unset."""
+    if config.kind == "folder" and config.mode == "finetune":
+        return FINETUNE_LEARNING_RATE
+    return DEFAULT_LEARNING_RATE
 _CONFIG_TYPES: dict[str, type] = {"mnist": MnistConfig, "folder": FolderConfig}
 
 

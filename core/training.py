@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import RunConfig, config_to_dict
+from core.config import RunConfig, config_to_dict, default_learning_rate
 from core.errors import TransferlabError
 from core.events import (
     BatchProgress,
@@ -177,7 +177,7 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
 
 def _compile(prepared: Prepared, config: RunConfig) -> None:
     fit = config.fit
-    peak = prepared.learning_rate or fit.learning_rate
+    peak = prepared.learning_rate or fit.learning_rate or default_learning_rate(config)
     learning_rate: float | OneCycle = peak
     if fit.lr_schedule == "onecycle":
         learning_rate = OneCycle(peak, total_steps=fit.epochs * prepared.steps_per_epoch)

@@ -16,8 +16,8 @@ CPU time is the product, so the backbone never runs more often than it must:
   data summary says so), with Keras RandomFlip / RandomRotation / RandomZoom layers active only in training.
 
 BatchNorm always runs in inference mode (the backbone parts are called with training=False), so unfreezing
-never disturbs the pretrained statistics. Fine-tuning uses FINETUNE_LEARNING_RATE (1e-4) unless the config's
-learning rate was changed from its default.
+never disturbs the pretrained statistics. Fine-tuning uses FINETUNE_LEARNING_RATE (1e-4) unless the config
+sets a learning rate (core.config.default_learning_rate).
 
 Stored model layout (what init_from_run and core.predict rely on): an input layer "image", one nested model
 per backbone part ("extractor", or "bottom" and "top"), then the nested Sequential "head".
@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import FitOptions, FolderConfig
+from core.config import FolderConfig, default_learning_rate
 from core.errors import ConfigError, DataError, ModelError
 from core.evaluation import classification_report
 from core.events import Reporter
@@ -55,7 +55,6 @@ from core.training import JobContext, Prepared, RunResult, run_training
 
 logger = logging.getLogger(__name__)
 
-FINETUNE_LEARNING_RATE = 1e-4
 EXTRACT_BATCH = 32  # images per forward pass when caching features / activations
 PHASE_INTERVAL = 0.1  # seconds between phase-progress events of per-image loops
 HEAD_NAME = "head"
@@ -78,7 +77,7 @@ class FolderJob:
     def prepare(self, ctx: JobContext) -> Prepared:
         from core.backbones import resolve_backbone
 
-        config, fit = self.config, self.config.fit
+        config = self.config
         split, scan_summary = self._split(ctx)
         self.split = split
         ctx.store.write_json(ctx.run_id, "split.json", split.to_dict())
@@ -95,9 +94,7 @@ class FolderJob:
 
         labels = np.array([i for _, i in split.train], dtype=np.int32)
         weights = class_weights(labels, n_classes, config.class_weights)
-        learning_rate = None
-        if config.mode == "finetune" and config.fit.learning_rate == FitOptions().learning_rate:
-            learning_rate = FINETUNE_LEARNING_RATE
+        learning_rate = config.fit.learning_rate or default_learning_rate(config)
 
         bottom: keras.Model | None
         if config.mode == "frozen":
@@ -138,7 +135,7 @@ class FolderJob:
         }
         if config.mode == "finetune":
             summary["unfreeze"] = config.unfreeze
-            summary["learning_rate"] = learning_rate or fit.learning_rate
+            summary["learning_rate"] = learning_rate
         if config.init_from_run:
             summary["init_from_run"] = config.init_from_run
         if config.augment:
@@ -389,7 +386,7 @@ def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | No
     (init_from_run): fine-tuning with a random head would push large, noisy gradients into the unfrozen
     blocks; starting from the frozen optimum is the standard recipe, and it makes the comparison answer
     "what does fine-tuning add on top of the frozen model". Both runs go through run_training with the same
-    FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate was changed). If the frozen
+    FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate is set). If the frozen
     run does not finish with a model, the fine-tuned run is not started (its run_id stays None).
 
     Returns plain data: {"frozen": {run_id, status, reason, history, metrics}, "finetune": {...same},

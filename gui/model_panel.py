@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -30,7 +31,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import FitOptions, FolderConfig, MnistConfig, mnist_preset
+from core.config import (
+    DEFAULT_LEARNING_RATE,
+    FINETUNE_LEARNING_RATE,
+    FitOptions,
+    FolderConfig,
+    MnistConfig,
+    mnist_preset,
+)
 from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
@@ -123,6 +131,7 @@ class ModelPanel(QWidget):
         self.unfreeze_spin.setSuffix(" blocks")
         self.unfreeze_all = QCheckBox("all")
         self.finetune_radio.toggled.connect(self._update_enabled)
+        self.finetune_radio.toggled.connect(self._follow_mode_learning_rate)
         self.unfreeze_all.toggled.connect(self._update_enabled)
         tune_row = QHBoxLayout()
         tune_row.addWidget(self.finetune_radio)
@@ -240,7 +249,7 @@ class ModelPanel(QWidget):
     def _apply_fit(self, fit: FitOptions, augment: bool) -> None:
         self.epochs_spin.setValue(fit.epochs)
         self.batch_spin.setValue(fit.batch_size)
-        self.lr_spin.setValue(fit.learning_rate)
+        self.lr_spin.setValue(fit.learning_rate or DEFAULT_LEARNING_RATE)
         self.val_spin.setValue(fit.validation_split)
         self.seed_spin.setValue(fit.seed)
         self.stop_check.setChecked(fit.stop_at_accuracy is not None)
@@ -257,6 +266,13 @@ class ModelPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Choose a TF Hub-format SavedModel folder")
         if folder:
             self.backbone_combo.setEditText(folder)
+
+    def _follow_mode_learning_rate(self, finetune: bool) -> None:
+        """Switch to the mode's default learning rate, unless the user chose their own."""
+        old, new = ((DEFAULT_LEARNING_RATE, FINETUNE_LEARNING_RATE) if finetune
+                    else (FINETUNE_LEARNING_RATE, DEFAULT_LEARNING_RATE))
+        if math.isclose(self.lr_spin.value(), old):
+            self.lr_spin.setValue(new)
 
     def _update_enabled(self) -> None:
         finetune = self.finetune_radio.isChecked()

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.config import FitOptions, FolderConfig
+from core.config import FINETUNE_LEARNING_RATE, FitOptions, FolderConfig
 from core.events import EventLog, PhaseProgress, RunStarted
 from core.folder_data import make_dataset
 from core.hub_layer import HubFeatureLayer, write_tiny_hub_model
 from core.runs import RunStore
 from core.stopping import StopFlag
 from core.training import run_training
-from core.transfer import AUGMENTATION_NOTE, FINETUNE_LEARNING_RATE, compare_frozen_finetune, find_head
+from core.transfer import AUGMENTATION_NOTE, compare_frozen_finetune, find_head
 from tests.core.imagefactory import add_broken_files, make_class_folder, write_huge_png, write_tiny_image
 
 CLASSES = {"circle": 12, "square": 12, "triangle": 12}
@@ -107,7 +107,7 @@ def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, h
 def test_finetune_keeps_frozen_weights_bit_identical_and_changes_the_unfrozen(folder: Path, hub_model: Path,
                                                                             store: RunStore) -> None:
     config = dataclasses.replace(_config(folder, hub_model, mode="finetune", unfreeze=1),
-                                 fit=dataclasses.replace(FAST, learning_rate=FitOptions().learning_rate, epochs=3))
+                                 fit=dataclasses.replace(FAST, learning_rate=None, epochs=3))
     result = run_training(config, store=store)
     assert result.status == "finished", result.reason
     assert result.history[0]["learning_rate"] == pytest.approx(FINETUNE_LEARNING_RATE)  # the default became 1e-4
