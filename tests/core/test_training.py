@@ -139,3 +139,27 @@ def test_a_failed_write_mid_run_fails_the_run_and_damages_nothing(store, monkeyp
     assert len(store.list()) == 2
     assert store.get(earlier.run_id).status == "finished"  # nothing stored before was damaged
     assert store.history(earlier.run_id)[0]["epoch"] == 1
+
+
+class _OverfitJob:
+    """Validation labels are the training labels flipped: the better the fit, the worse val_loss gets."""
+
+    def prepare(self, ctx: JobContext) -> Prepared:
+        x = np.random.default_rng(0).normal(size=(512, 8)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int32)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
+        train = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+        val = tf.data.Dataset.from_tensor_slices((x, 1 - y)).batch(512)
+        return Prepared(model=model, train=train, val=val, steps_per_epoch=8, data_summary={})
+
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict:
+        return {}
+
+
+def test_early_stopping_on_val_loss(store):
+    config = mnist_preset("ann", epochs=20, learning_rate=0.05, early_stopping_patience=1)
+    result = run_training(config, store=store, job=_OverfitJob())
+    assert result.status == "finished"
+    assert result.reason == "early stopping: val_loss did not improve for 1 epochs"
+    assert len(result.history) == 2  # epoch 1 sets the best val_loss, epoch 2 is worse: stop
+    assert result.history[0]["val_loss"] < result.history[1]["val_loss"]
