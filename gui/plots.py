@@ -184,7 +184,10 @@ class TrainingCurves(Canvas):
     def _grow_limits(self) -> bool:
         """Widen an axis only when data fall outside it; True when a full redraw is needed."""
         changed = False
-        values = self._loss_values()
+        # Only per-epoch values grow the loss axis while a run trains: the first noisy batches of the
+        # within-epoch trace may start above it, and growing for them costs a ~90 ms full redraw mid-training.
+        # The trace is clipped until the run ends; fit_view() then shows everything.
+        values = [row[k] for row in self.epochs for k in ("loss", "val_loss") if _finite(row.get(k))]
         if values and max(values) > self.ax_loss.get_ylim()[1]:
             self.ax_loss.set_ylim(0, max(values) * 1.25)
             changed = True
