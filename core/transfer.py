@@ -97,13 +97,7 @@ class FolderJob:
         learning_rate = config.fit.learning_rate or default_learning_rate(config)
 
         bottom: keras.Model | None
-        if config.mode == "frozen":
-            bottom, top = backbone.build_extractor(), None
-            bottom.trainable = False
-        else:
-            bottom, top = backbone.split(config.unfreeze)
-            if bottom is not None:
-                bottom.trainable = False
+        bottom, top = backbone_parts(backbone, config)
         head = build_head(info.feature_dim, n_classes, config.dropout)
         if config.init_from_run:
             copy_head_from_run(ctx.store, config.init_from_run, head, split.class_names, config.backbone)
@@ -243,6 +237,28 @@ _EVAL_SET_NAMES = {"val": "validation", "test": "test", "train": "train"}
 
 
 # ---- models ----
+
+def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
+    """(frozen bottom, trainable top) of the backbone for the config's mode; either may be None."""
+    if config.mode == "frozen":
+        bottom, top = backbone.build_extractor(), None
+    else:
+        bottom, top = backbone.split(config.unfreeze)
+    if bottom is not None:
+        bottom.trainable = False
+    return bottom, top
+
+
+def preview_model(config: FolderConfig, n_classes: int) -> keras.Model:
+    """The whole model a folder run trains (backbone parts + head, trainability as in the run), built without
+    data: what the model summary shows before training."""
+    from core.backbones import resolve_backbone
+
+    backbone = resolve_backbone(config.backbone)
+    parts = [part for part in backbone_parts(backbone, config) if part is not None]
+    head = build_head(backbone.info.feature_dim, n_classes, config.dropout)
+    return compose(backbone.info.input_size, parts, head)
+
 
 def build_head(feature_dim: int, n_classes: int, dropout: float) -> keras.Sequential:
     """Dropout + Dense(n, softmax) on a [None, feature_dim] feature vector."""

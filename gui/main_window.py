@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         for panel in (self.data_panel, self.results_panel, self.runs_panel, self.classify_panel):
             panel.message.connect(self.show_message)
         self.data_panel.sourceChanged.connect(self._on_source_changed)
+        self.data_panel.loaded.connect(self._on_data_loaded)
         self.model_panel.compareRequested.connect(self.start_compare)
         self.runs_panel.showResults.connect(self.show_results)
         self.runs_panel.classifyWith.connect(self._on_classify_with)
@@ -129,6 +130,11 @@ class MainWindow(QMainWindow):
         self.model_panel.set_kind(kind)
         self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
                                   else f"Data: folder <b>{_html(folder)}</b>")
+
+    def _on_data_loaded(self, kind: str) -> None:
+        summary = self.data_panel.scan_summary
+        if kind == "folder" and summary:
+            self.model_panel.set_class_count(len(summary.get("classes", [])))
 
     # ---- training ----
 

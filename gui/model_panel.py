@@ -3,7 +3,6 @@ frozen parameters) before training. Building the summary imports TensorFlow, so 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from typing import Any
@@ -58,12 +57,16 @@ def mnist_summary(model: str) -> Any:
         return summarize_model(build_mnist_model(model))
 
 
-def backbone_summary(spec: str) -> Any:
-    """Worker: what the backbone is (input size, feature size, blocks)."""
+def folder_summary(spec: str, mode: str, unfreeze: int | str, n_classes: int) -> Any:
+    """Worker: the backbone's description and a summary of the whole model the run will train."""
     from core.backbones import resolve_backbone
+    from core.training import summarize_model
+    from core.transfer import preview_model
 
     with KERAS_LOCK:
-        return resolve_backbone(spec).info
+        info = resolve_backbone(spec).info
+        config = FolderConfig(data_dir="preview", backbone=spec, mode=mode, unfreeze=unfreeze)
+        return info, summarize_model(preview_model(config, n_classes))
 
 
 class ModelPanel(QWidget):
@@ -73,6 +76,7 @@ class ModelPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.kind = "mnist"
+        self.class_count = 2  # of the chosen folder, once scanned: sizes the new head in the summary
         self.summary: Any = None
         self._summary_cache: dict[tuple[str, str], Any] = {}
         self._summary_key: tuple[str, str] | None = None
@@ -133,6 +137,9 @@ class ModelPanel(QWidget):
         self.finetune_radio.toggled.connect(self._update_enabled)
         self.finetune_radio.toggled.connect(self._follow_mode_learning_rate)
         self.unfreeze_all.toggled.connect(self._update_enabled)
+        # The summary shows what trains, so it follows the mode and the number of unfrozen blocks.
+        for changed in (self.finetune_radio.toggled, self.unfreeze_all.toggled, self.unfreeze_spin.valueChanged):
+            changed.connect(self._schedule_summary)
         tune_row = QHBoxLayout()
         tune_row.addWidget(self.finetune_radio)
         tune_row.addWidget(self.unfreeze_spin)
@@ -220,6 +227,11 @@ class ModelPanel(QWidget):
         layout.addWidget(splitter)
 
     # ---- state ----
+
+    def set_class_count(self, count: int) -> None:
+        if count >= 2 and count != self.class_count:
+            self.class_count = count
+            self._schedule_summary()
 
     def set_kind(self, kind: str) -> None:
         changed = kind != self.kind
@@ -313,7 +325,10 @@ class ModelPanel(QWidget):
         self.setEnabled(False)
 
     def refresh_summary(self) -> None:
-        key = (self.kind, self.mnist_model() if self.kind == "mnist" else self.backbone_combo.currentText().strip())
+        key = (self.kind, self.mnist_model()) if self.kind == "mnist" else (
+            self.kind, self.backbone_combo.currentText().strip(),
+            "finetune" if self.finetune_radio.isChecked() else "frozen",
+            "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value(), self.class_count)
         self._summary_key = key
         if key in self._summary_cache:
             self._show_summary(key, self._summary_cache[key])
@@ -322,7 +337,8 @@ class ModelPanel(QWidget):
             self.summary_label.setText("Choose a backbone.")
             return
         self.summary_label.setText("Building the model summary…")
-        fn = (lambda _r, _s: mnist_summary(key[1])) if key[0] == "mnist" else (lambda _r, _s: backbone_summary(key[1]))
+        fn = (lambda _r, _s: mnist_summary(key[1])) if key[0] == "mnist" else (
+            lambda _r, _s: folder_summary(*key[1:]))
         task = Task(fn, "model-summary", owner=self)
         task.returned.connect(lambda result: self._on_summary(key, result))
         task.errored.connect(lambda error: self._on_summary_error(key, error))
@@ -343,19 +359,20 @@ class ModelPanel(QWidget):
             self.summaryShown.emit()
 
     def _show_summary(self, key: tuple[str, str], result: Any) -> None:
+        info = None
+        if key[0] == "folder":
+            info, result = result
         self.summary = result
-        if key[0] == "mnist":
-            self.summary_label.setText(
-                f"<b>{_html(result.name)}</b>: {result.total_params:,} parameters — "
-                f"<b>{result.trainable_params:,}</b> trainable, {result.frozen_params:,} frozen.")
-            rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in result.layers]
-        else:
-            rows = _backbone_rows(result)
-            self.summary_label.setText(
-                "<b>Backbone</b> (the pretrained part). The new head is one dense layer with one output per class; "
-                "in frozen mode only the head trains, fine-tuning also trains the top blocks.")
-        self.summary_table.setHorizontalHeaderLabels(
-            ["Layer", "Type", "Output shape", "Parameters"] if key[0] == "mnist" else ["Property", "Value", "", ""])
+        counts = (f"<b>{_html(result.name)}</b>: {result.total_params:,} parameters — "
+                  f"<b>{result.trainable_params:,}</b> trainable, {result.frozen_params:,} frozen.")
+        if info is not None:
+            size = "×".join(str(s) for s in info.input_size)
+            counts += (f"<br><b>Backbone</b>: {_html(info.name)}, input {size}, {info.feature_dim} features, "
+                       f"{info.blocks} blocks; the new head: dropout + dense, one output per class "
+                       f"({key[4]} classes).")
+        self.summary_label.setText(counts)
+        rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in result.layers]
+        self.summary_table.setHorizontalHeaderLabels(["Layer", "Type", "Output shape", "Parameters"])
         self.summary_table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
@@ -363,29 +380,9 @@ class ModelPanel(QWidget):
                 if c == 3:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.summary_table.setItem(r, c, item)
-        if key[0] == "folder":
-            blocks = getattr(result, "blocks", None)
-            count = blocks if isinstance(blocks, int) else len(blocks) if blocks else 0
-            if count:
-                self.unfreeze_spin.setMaximum(count)
+        if info is not None and info.blocks:
+            self.unfreeze_spin.setMaximum(info.blocks)
         self.summaryShown.emit()
-
-
-def _backbone_rows(info: Any) -> list[tuple[str, str, str, str]]:
-    if dataclasses.is_dataclass(info):
-        values = dataclasses.asdict(info)
-    elif isinstance(info, dict):
-        values = info
-    else:
-        values = {k: v for k, v in vars(info).items() if not k.startswith("_")}
-    rows = []
-    for key, value in values.items():
-        if isinstance(value, list | tuple) and len(value) > 8:
-            text = f"{len(value)}: {', '.join(map(str, value[:6]))}, …"
-        else:
-            text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-        rows.append((key.replace("_", " "), text, "", ""))
-    return rows
 
 
 def _html(text: Any) -> str:

@@ -13,20 +13,23 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from PIL import Image, ImageDraw
-from PySide6.QtCore import QEventLoop, QMimeData, QSettings, QTimer, QUrl
+from PySide6.QtCore import QEventLoop, QItemSelectionModel, QMimeData, QSettings, QTimer, QUrl
 from PySide6.QtWidgets import QApplication
 
 from core.runs import RunStore
 
 logger = logging.getLogger("screenshots")
 SIZE = (1280, 820)
+RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "imagenet"
 
 
 def wait_for(signal, timeout_ms: int = 600000) -> list:
@@ -36,6 +39,15 @@ def wait_for(signal, timeout_ms: int = 600000) -> list:
     QTimer.singleShot(timeout_ms, loop.quit)
     loop.exec()
     return got
+
+
+def wait_until(condition, timeout_s: float = 300) -> None:
+    """Run the event loop until `condition()` holds (for results that may already have arrived)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not reach the expected state")
+        settle(100)
 
 
 def settle(ms: int = 400) -> None:
@@ -62,6 +74,63 @@ def digit_png(folder: Path, name: str, strokes: list) -> Path:
     path = folder / name
     image.save(path)
     return path
+
+
+def photo_folder(root: Path) -> Path:
+    """Two classes made of random crops of the CC0 photos shipped in resources/imagenet, plus two broken files
+    (to show how the data summary reports them)."""
+    rng = np.random.default_rng(0)
+    sources = {"cat": RESOURCES / "chelsea.png", "coffee": RESOURCES / "coffee.png"}
+    for name, source in sources.items():
+        photo = Image.open(source).convert("RGB")
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(16):
+            side = int(rng.integers(min(photo.size) // 2, min(photo.size)))
+            left = int(rng.integers(0, photo.width - side + 1))
+            top = int(rng.integers(0, photo.height - side + 1))
+            crop = photo.crop((left, top, left + side, top + side)).resize((256, 256))
+            if rng.random() < 0.5:
+                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            crop.save(root / name / f"{name} {i:02d}.jpg", quality=90)
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    (root / "coffee" / "notes.png").write_text("not an image")
+    return root
+
+
+def folder_views(window, out: Path, tmp: Path) -> None:
+    """Transfer learning: the folder's summary, the backbone summary, frozen vs fine-tuned, classification."""
+    folder = photo_folder(tmp / "cat or coffee")
+    window.data_panel.use_folder(str(folder))
+    wait_for(window.data_panel.loaded)
+    window.tabs.setCurrentWidget(window.data_panel)
+    settle()
+    save(window, out, "folder-data")
+    panel = window.model_panel
+    panel.epochs_spin.setValue(5)
+    panel.name_edit.setText("")
+    wait_until(lambda: "Backbone" in panel.summary_label.text())
+    window.tabs.setCurrentWidget(panel)
+    save(window, out, "folder-model")
+    window.start_compare()
+    wait_for(window.trainingFinished)
+    window.tabs.setCurrentWidget(window.runs_panel)
+    table = window.runs_panel.table
+    table.clearSelection()
+    for row in (0, 1):  # the two newest runs: fine-tuned and frozen
+        table.selectionModel().select(table.model().index(row, 0),
+                                      QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    window.runs_panel.compare_tabs.setCurrentIndex(1)
+    settle()
+    save(window, out, "folder-compare")
+    whole = [tmp / "whole cat.jpg", tmp / "whole coffee.jpg"]
+    for source, target in zip(("chelsea.png", "coffee.png"), whole, strict=True):
+        Image.open(RESOURCES / source).convert("RGB").save(target)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in whole])
+    window.classify_panel.use_run(window.runs_panel.runs[0].run_id)
+    window.handle_drop(mime)
+    wait_for(window.classify_panel.classified, 120000)
+    save(window, out, "folder-classify")
 
 
 def main() -> int:
@@ -136,6 +205,7 @@ def main() -> int:
     window.handle_drop(mime)
     wait_for(window.classify_panel.classified, 120000)
     save(window, out, "classify")
+    folder_views(window, out, tmp)
     window.close()
     app.processEvents()
     return 0

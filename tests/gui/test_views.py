@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QSplitter
@@ -189,6 +190,14 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     # The backbone's summary is built off the GUI thread after a short debounce; until then the last one shows.
     qtbot.waitUntil(lambda: "Backbone" in panel.summary_label.text(), timeout=60000)
     assert panel.summary_table.rowCount() >= 3
+    frozen = panel.summary
+    assert frozen.trainable_params == 1280 * 2 + 2  # only the new head trains: 2 classes on 1280 features
+    assert frozen.frozen_params > 3_000_000
+    panel.finetune_radio.setChecked(True)  # the summary follows the mode, and so does the learning rate
+    qtbot.waitUntil(lambda: panel.summary is not frozen and panel.summary.trainable_params > 100_000, timeout=60000)
+    assert panel.lr_spin.value() == pytest.approx(1e-4)
+    panel.frozen_radio.setChecked(True)
+    assert panel.lr_spin.value() == pytest.approx(1e-3)
     panel.epochs_spin.setValue(1)
     with qtbot.waitSignal(window.trainingFinished, timeout=120000) as done:
         qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
