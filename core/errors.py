@@ -25,3 +25,10 @@ class RunStoreError(TransferlabError):
 
 class ConfigError(TransferlabError):
     """A configuration value is out of range or inconsistent."""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message reduced to its first line (optionally cut to `limit` characters), for one-line
+    reasons; the exception's type name when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -25,7 +25,7 @@ from typing import Any
 
 from core.atomic import atomic_target, write_json_atomic
 from core.config import RunConfig, config_from_dict, config_to_dict
-from core.errors import ConfigError, RunStoreError
+from core.errors import ConfigError, RunStoreError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class RunStore:
             return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                                f"{type(exc).__name__}: {first_line(exc)}") from exc
 
     def delete(self, run_id: str) -> None:
         path = self._path(run_id)
@@ -257,8 +257,3 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.config import RunConfig, config_to_dict, default_learning_rate
-from core.errors import TransferlabError
+from core.errors import TransferlabError, first_line
 from core.events import (
     BatchProgress,
     EpochEnded,
@@ -165,7 +165,7 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
         status, reason = "failed", str(exc)
     except Exception as exc:
         logger.exception("run %s failed", run.run_id)
-        status, reason = "failed", f"{type(exc).__name__}: {_first_line(exc)}"
+        status, reason = "failed", f"{type(exc).__name__}: {first_line(exc, limit=300)}"
     try:
         store.set_status(run.run_id, status, reason)
     except TransferlabError as exc:  # the store itself failed (disk full): report, keep what is stored
@@ -296,8 +296,3 @@ def _as_dict(summary: ModelSummary) -> dict[str, Any]:
             "frozen_params": summary.frozen_params,
             "layers": [dict(zip(("name", "type", "output_shape", "params"), row, strict=True))
                        for row in summary.layers]}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import ProbabilityBars, rgb_qimage, scaled_pixmap, thumbnail
+from gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
 from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class ClassifyPanel(QWidget):
         seen.setAlignment(Qt.AlignmentFlag.AlignCenter)
         if prediction.seen is not None:
             seen.setPixmap(scaled_pixmap(rgb_qimage(prediction.seen), SHOWN_SIZE))
-        name = QLabel(f"<b>{_html(Path(prediction.file).name)}</b>")
+        name = QLabel(f"<b>{html_text(Path(prediction.file).name)}</b>")
         name.setToolTip(prediction.file)
         grid.addWidget(name, 0, 0, 1, 3)
         grid.addWidget(_caption("Your image"), 1, 0)
@@ -218,11 +218,11 @@ class ClassifyPanel(QWidget):
         grid.addWidget(original, 2, 0)
         grid.addWidget(seen, 2, 1)
         if prediction.error:
-            error = QLabel(f"<span style='color:#a00'>{_html(prediction.error)}</span>")
+            error = QLabel(f"<span style='color:#a00'>{html_text(prediction.error)}</span>")
             error.setWordWrap(True)
             grid.addWidget(error, 2, 2)
         else:
-            answer = QLabel(f"<span style='font-size:13pt'><b>{_html(prediction.label)}</b></span> "
+            answer = QLabel(f"<span style='font-size:13pt'><b>{html_text(prediction.label)}</b></span> "
                             f"({100 * prediction.probability:.1f} %)")
             bars = ProbabilityBars()
             bars.set_top(prediction.top)
@@ -239,7 +239,3 @@ def _caption(text: str) -> QLabel:
     label = QLabel(text)
     label.setStyleSheet("color:#666;font-size:8pt;")
     return label
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from gui.plots import BarChart, SampleGrid
 from gui.settings import AppSettings
-from gui.widgets import GridImage, gray_qimage, mosaic, scaled_pixmap
+from gui.widgets import GridImage, gray_qimage, html_text, mosaic, scaled_pixmap
 from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ class DataPanel(QWidget):
         self.views.setCurrentIndex(0)
         self.sourceChanged.emit("folder", folder)
         self._generation += 1
-        self.info_label.setText(f"Scanning <b>{_html(folder)}</b>…")
+        self.info_label.setText(f"Scanning <b>{html_text(folder)}</b>…")
         task = Task(lambda _r, _s: scan_folder_overview(folder), "scan-folder", owner=self)
         self._start(task, self._on_folder_scanned)
 
@@ -313,11 +313,11 @@ class DataPanel(QWidget):
         if self.kind == "folder":
             self.scan_error = text
             self.scan_summary = None
-            self.info_label.setText(f"<b style='color:#a00'>This folder can't be used:</b> {_html(text)}")
+            self.info_label.setText(f"<b style='color:#a00'>This folder can't be used:</b> {html_text(text)}")
             self.counts_chart.set_counts([], [])
             self.skipped_list.clear()
         else:
-            self.info_label.setText(f"<b style='color:#a00'>Could not load the data:</b> {_html(text)}")
+            self.info_label.setText(f"<b style='color:#a00'>Could not load the data:</b> {html_text(text)}")
         self.message.emit(text, "error")
         self.loaded.emit(self.kind)
 
@@ -332,7 +332,7 @@ class DataPanel(QWidget):
         self.info_label.setText(
             f"<b>MNIST</b>: {info['train_shape'][0]:,} training and {info['test_shape'][0]:,} test digits, "
             f"{info['train_shape'][1]}×{info['train_shape'][2]} pixels, {info['dtype']} values "
-            f"{info['pixel_min']}–{info['pixel_max']}, 10 classes.<br><small>{_html(info['source'])}</small>")
+            f"{info['pixel_min']}–{info['pixel_max']}, 10 classes.<br><small>{html_text(info['source'])}</small>")
         classes = info["classes"]
         self.counts_chart.title = "Images per class (training / test)"
         self.counts_chart.set_counts(classes, info["train_counts"], info["test_counts"], ("training", "test"))
@@ -354,9 +354,9 @@ class DataPanel(QWidget):
             warnings.append(f"empty classes: {', '.join(summary['empty_classes'])}")
         if summary["duplicates"]:
             warnings.append(f"{len(summary['duplicates'])} identical files in different classes")
-        extra = f"<br><span style='color:#a60'>{_html('; '.join(warnings))}</span>" if warnings else ""
+        extra = f"<br><span style='color:#a60'>{html_text('; '.join(warnings))}</span>" if warnings else ""
         self.info_label.setText(
-            f"<b>{_html(Path(summary['root']).name)}</b>: {summary['images']:,} usable images in "
+            f"<b>{html_text(Path(summary['root']).name)}</b>: {summary['images']:,} usable images in "
             f"{len(classes)} classes; {len(summary['skipped'])} skipped, {len(summary['ignored'])} other files "
             f"ignored.<br>Image sizes (h × w): min {height['min']}×{width['min']}, median "
             f"{height['median']}×{width['median']}, max {height['max']}×{width['max']}.{extra}")
@@ -428,7 +428,3 @@ class DataPanel(QWidget):
 
     def busy(self) -> bool:
         return any(task.running for task in self._tasks)
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -31,7 +31,7 @@ from gui.results_panel import ResultsPanel
 from gui.runs_panel import RunsPanel
 from gui.settings import AppSettings
 from gui.training_panel import TrainingPanel
-from gui.widgets import MessageBar
+from gui.widgets import MessageBar, html_text
 from gui.worker import Task, compare_fn, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
     def _on_source_changed(self, kind: str, folder: str) -> None:
         self.model_panel.set_kind(kind)
         self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
-                                  else f"Data: folder <b>{_html(folder)}</b>")
+                                  else f"Data: folder <b>{html_text(folder)}</b>")
 
     def _on_data_loaded(self, kind: str) -> None:
         summary = self.data_panel.scan_summary
@@ -332,7 +332,3 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

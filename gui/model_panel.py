@@ -38,6 +38,7 @@ from core.config import (
     MnistConfig,
     mnist_preset,
 )
+from gui.widgets import html_text
 from gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
@@ -355,7 +356,8 @@ class ModelPanel(QWidget):
         if key == self._summary_key:
             self.summary = None
             self.summary_table.setRowCount(0)
-            self.summary_label.setText(f"<span style='color:#a00'>Could not build the summary: {_html(error)}</span>")
+            self.summary_label.setText(
+                f"<span style='color:#a00'>Could not build the summary: {html_text(error)}</span>")
             self.summaryShown.emit()
 
     def _show_summary(self, key: tuple[str, str], result: Any) -> None:
@@ -363,11 +365,11 @@ class ModelPanel(QWidget):
         if key[0] == "folder":
             info, result = result
         self.summary = result
-        counts = (f"<b>{_html(result.name)}</b>: {result.total_params:,} parameters — "
+        counts = (f"<b>{html_text(result.name)}</b>: {result.total_params:,} parameters — "
                   f"<b>{result.trainable_params:,}</b> trainable, {result.frozen_params:,} frozen.")
         if info is not None:
             size = "×".join(str(s) for s in info.input_size)
-            counts += (f"<br><b>Backbone</b>: {_html(info.name)}, input {size}, {info.feature_dim} features, "
+            counts += (f"<br><b>Backbone</b>: {html_text(info.name)}, input {size}, {info.feature_dim} features, "
                        f"{info.blocks} blocks; the new head: dropout + dense, one output per class "
                        f"({key[4]} classes).")
         self.summary_label.setText(counts)
@@ -383,7 +385,3 @@ class ModelPanel(QWidget):
         if info is not None and info.blocks:
             self.unfreeze_spin.setMaximum(info.blocks)
         self.summaryShown.emit()
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.plots import ConfusionPlot
-from gui.widgets import gray_qimage, thumbnail
+from gui.widgets import gray_qimage, html_text, thumbnail
 from gui.worker import Task
 
 logger = logging.getLogger(__name__)
@@ -131,15 +131,16 @@ class ResultsPanel(QWidget):
         self.cell_list.clear()
         self.per_class.setRowCount(0)
         if not metrics:
-            self.header.setText(f"<b>{_html(info.title())}</b> ({info.run_id}) — {info.status}"
-                                f"{': ' + _html(info.reason) if info.reason else ''}. No evaluation results.")
+            self.header.setText(f"<b>{html_text(info.title())}</b> ({info.run_id}) — {info.status}"
+                                f"{': ' + html_text(info.reason) if info.reason else ''}. No evaluation results.")
             self.confusion.set_matrix([], [])
             self.shown.emit(info.run_id)
             return
         names = metrics.get("class_names", [])
         eval_set = metrics.get("eval_set", "evaluation")
         self.header.setText(
-            f"<b>{_html(info.title())}</b> ({info.run_id}) — on the {eval_set} set of {metrics.get('samples', '?')} "
+            f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {eval_set} set of "
+            f"{metrics.get('samples', '?')} "
             f"images: <span style='font-size:14pt'><b>accuracy {100 * metrics.get('accuracy', 0):.2f} %</b></span>, "
             f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.")
         self.confusion.set_matrix(metrics.get("confusion_matrix", []), names)
@@ -206,8 +207,8 @@ class ResultsPanel(QWidget):
                            if isinstance(sample_id, str) else f"#{sample_id}")
         self.cell_list.setUpdatesEnabled(True)
         more = f", first {MAX_SHOWN} shown" if len(ids) > MAX_SHOWN else ""
-        self.cell_caption.setText(f"True <b>{_html(names[true])}</b>, predicted <b>{_html(names[predicted])}</b>: "
-                                  f"{len(ids)} images{more}{note}.")
+        self.cell_caption.setText(f"True <b>{html_text(names[true])}</b>, "
+                                  f"predicted <b>{html_text(names[predicted])}</b>: {len(ids)} images{more}{note}.")
         self.tabs.setCurrentIndex(1)
 
 
@@ -220,7 +221,3 @@ def _misclassified_note(metrics: dict[str, Any]) -> str:
 
 def _short(text: str, limit: int = 12) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

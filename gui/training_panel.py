@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QW
 
 from core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
 from gui.plots import TrainingCurves
+from gui.widgets import html_text
 
 
 class TrainingPanel(QWidget):
@@ -37,7 +38,7 @@ class TrainingPanel(QWidget):
         self.curves.draw_now()  # the one full redraw, before the worker competes for the CPU
         self.log.clear()
         self._last_phase = ""
-        self.header.setText(f"<b>{_html(title)}</b> — starting…")
+        self.header.setText(f"<b>{html_text(title)}</b> — starting…")
         self.append(f"Training {title}")
 
     def append(self, text: str) -> None:
@@ -59,7 +60,7 @@ class TrainingPanel(QWidget):
                 self.append(f"{event.phase}…")
         elif isinstance(event, RunStarted):
             summary = event.model_summary
-            self.header.setText(f"<b>{_html(event.run_id)}</b> — {summary.total_params:,} parameters "
+            self.header.setText(f"<b>{html_text(event.run_id)}</b> — {summary.total_params:,} parameters "
                                 f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} frozen)")
             data = event.data_summary
             if "train_samples" in data:
@@ -74,14 +75,10 @@ class TrainingPanel(QWidget):
             reason = f" ({event.reason})" if event.reason else ""
             self.append(f"run {event.run_id} {event.status}{reason}{result}")
             color = {"finished": "#060", "stopped": "#a60"}.get(event.status, "#a00")
-            self.header.setText(f"<b>{_html(event.run_id)}</b> — <span style='color:{color}'>{event.status}"
-                                f"</span>{_html(reason)}{_html(result)}")
+            self.header.setText(f"<b>{html_text(event.run_id)}</b> — <span style='color:{color}'>{event.status}"
+                                f"</span>{html_text(reason)}{html_text(result)}")
             self.curves.fit_view()
 
     def show_history(self, title: str, history: list[dict[str, Any]]) -> None:
         self.curves.set_history(history)
-        self.header.setText(f"<b>{_html(title)}</b> — stored curves ({len(history)} epochs)")
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        self.header.setText(f"<b>{html_text(title)}</b> — stored curves ({len(history)} epochs)")

@@ -3,8 +3,10 @@ a clickable image mosaic and probability bars."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
@@ -186,3 +188,8 @@ class ProbabilityBars(QWidget):
                               f"QProgressBar::chunk{{background:{'#4a90d9' if index == 0 else '#a9c7ea'};}}")
             self._layout.addWidget(bar)
             self.bars.append(bar)
+
+
+def html_text(value: Any) -> str:
+    """Plain text made safe inside a rich-text label (file names may contain <, > and &)."""
+    return html.escape(str(value), quote=False)
