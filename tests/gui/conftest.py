@@ -19,9 +19,15 @@ from core.runs import RunStore
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    yield
+    # Like the app on quit: no background task (training, model summary, model load) outlives its test, so
+    # none is still running TensorFlow when the next test starts or the interpreter exits.
+    from gui.worker import running_tasks, wait_for_tasks
+
+    assert wait_for_tasks(), f"tasks still running after the test: {[t.name for t in running_tasks()]}"
 
 
 @pytest.fixture
