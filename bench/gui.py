@@ -24,8 +24,8 @@ from PIL import Image, ImageDraw
 from PySide6.QtCore import QEventLoop, QMimeData, QSettings, QTimer, QUrl
 from PySide6.QtWidgets import QApplication
 
-from core.events import BatchProgress, EpochEnded
-from core.runs import RunStore
+from transferlab.core.events import BatchProgress, EpochEnded
+from transferlab.core.runs.store import RunStore
 
 
 class Probe:
@@ -71,8 +71,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
 
-    from gui.main_window import MainWindow
-    from gui.settings import AppSettings
+    from transferlab.gui.main_window import MainWindow
+    from transferlab.gui.settings import AppSettings
 
     app = QApplication.instance() or QApplication([])
     tmp = Path(tempfile.mkdtemp(prefix="transferlab-bench-"))

@@ -42,13 +42,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import MnistConfig, mnist_preset
-from core.events import EpochEnded, RunStarted
-from core.mnist_data import Mnist, load_mnist
-from core.mnist_job import MnistJob, make_eval_dataset
-from core.mnist_models import build_keras_recipe_cnn
-from core.runs import RunStore
-from core.training import JobContext, Prepared, run_training
+from transferlab.core.config import MnistConfig, mnist_preset
+from transferlab.core.data.mnist import Mnist, load_mnist
+from transferlab.core.events import EpochEnded, RunStarted
+from transferlab.core.models.mnist import build_keras_recipe_cnn
+from transferlab.core.runs.store import RunStore
+from transferlab.core.training.jobs import JobContext, Prepared
+from transferlab.core.training.loop import run_training
+from transferlab.core.training.mnist_job import MnistJob, make_eval_dataset
 
 TARGET_ACCURACY = 0.992
 TARGET_RATIO = 0.15

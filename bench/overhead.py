@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras
 import tensorflow as tf
 
-from core.config import MnistConfig, mnist_preset
-from core.events import BatchProgress, EpochEnded, PhaseProgress, RunStarted
-from core.mnist_job import MnistJob
-from core.runs import RunStore
-from core.stopping import StopFlag
-from core.training import JobContext, _compile, run_training
+from transferlab.core.config import MnistConfig, mnist_preset
+from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunStarted
+from transferlab.core.runs.store import RunStore
+from transferlab.core.stopping import StopFlag
+from transferlab.core.training.jobs import JobContext
+from transferlab.core.training.loop import _compile, run_training
+from transferlab.core.training.mnist_job import MnistJob
 
 TARGET = 1.03
 

@@ -44,7 +44,7 @@ def peak_mb() -> float:
 # ---- child phases (each runs in its own process) ----
 
 def _config(data: str, mode: str, epochs: int, unfreeze: int) -> Any:
-    from core.config import FitOptions, FolderConfig
+    from transferlab.core.config import FitOptions, FolderConfig
 
     return FolderConfig(data_dir=data, mode=mode, unfreeze=unfreeze,  # type: ignore[arg-type]
                         fit=FitOptions(epochs=epochs, batch_size=BATCH, validation_split=0.2, seed=0))
@@ -52,9 +52,9 @@ def _config(data: str, mode: str, epochs: int, unfreeze: int) -> Any:
 
 def phase_run(data: str, runs: str, mode: str, epochs: int, unfreeze: int) -> dict[str, Any]:
     """A run through run_training; times of its phases from the events."""
-    from core.events import EpochEnded, PhaseProgress, RunStarted
-    from core.runs import RunStore
-    from core.training import run_training
+    from transferlab.core.events import EpochEnded, PhaseProgress, RunStarted
+    from transferlab.core.runs.store import RunStore
+    from transferlab.core.training.loop import run_training
 
     marks: dict[str, float] = {}
     epoch_ends: list[float] = []
@@ -95,9 +95,9 @@ def phase_extract(data: str) -> dict[str, Any]:
     """One feature-extraction pass over every image (the backbone built beforehand, not timed). Run in the
     frozen run's process just before and just after the run, and averaged: measured in separate processes,
     the figures drifted apart by up to 2x on a 2-core machine shared with other work."""
-    from core.backbones import resolve_backbone
-    from core.folder_data import scan_folder
-    from core.transfer import inference_function, run_once
+    from transferlab.core.data.folders import scan_folder
+    from transferlab.core.models.backbones import resolve_backbone
+    from transferlab.core.models.transfer import inference_function, run_once
 
     scan = scan_folder(data)
     forward = inference_function(resolve_backbone("efficientnet-lite0").build_extractor())
@@ -110,9 +110,9 @@ def phase_naive(data: str, mode: str, epochs: int, unfreeze: int) -> dict[str, A
     """What a naive script does: extractor + head as one model, model.fit on the image pipeline."""
     import keras
 
-    from core.backbones import resolve_backbone
-    from core.folder_data import make_dataset, scan_folder, split_items
-    from core.transfer import build_head, compose
+    from transferlab.core.data.folders import make_dataset, scan_folder, split_items
+    from transferlab.core.models.backbones import resolve_backbone
+    from transferlab.core.models.transfer import build_head, compose
 
     keras.utils.set_random_seed(0)
     split = split_items(scan_folder(data), 0.2, 0.0, seed=0)

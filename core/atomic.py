@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.errors import RunStoreError
+from transferlab.core.errors import RunStoreError
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from core.errors import TransferlabError
+from transferlab.core.errors import TransferlabError
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _fit_overrides(args: argparse.Namespace) -> dict[str, Any]:
 # ---- train ----
 
 def _cmd_train_mnist(args: argparse.Namespace) -> int:
-    from core.config import mnist_preset
+    from transferlab.core.config import mnist_preset
 
     extra = {k: getattr(args, k) for k in ("train_limit", "test_limit") if getattr(args, k) is not None}
     config = mnist_preset(args.model, augment=args.augment, name=args.name, **extra, **_fit_overrides(args))
@@ -147,7 +147,7 @@ def _cmd_train_mnist(args: argparse.Namespace) -> int:
 def _folder_config(args: argparse.Namespace, mode: str) -> Any:
     import dataclasses
 
-    from core.config import FitOptions, FolderConfig
+    from transferlab.core.config import FitOptions, FolderConfig
 
     fit = dataclasses.replace(FolderConfig(data_dir=args.path).fit, **_fit_overrides(args))
     unfreeze: int | str = "all" if args.unfreeze == "all" else _int(args.unfreeze, "--unfreeze")
@@ -162,7 +162,7 @@ def _cmd_train_folder(args: argparse.Namespace) -> int:
 
 
 def _train(config: Any, as_json: bool) -> int:
-    from core.training import run_training
+    from transferlab.core.training.loop import run_training
 
     with _StopOnCtrlC() as stop:
         result = run_training(config, ProgressPrinter(sys.stderr), stop)
@@ -176,7 +176,7 @@ def _train(config: Any, as_json: bool) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from core.transfer import compare_frozen_finetune
+    from transferlab.core.training.compare import compare_frozen_finetune
 
     with _StopOnCtrlC() as stop:
         comparison = compare_frozen_finetune(_folder_config(args, "frozen"), ProgressPrinter(sys.stderr), stop)
@@ -193,7 +193,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 # ---- evaluate / predict / export ----
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
+    from transferlab.core.runs.store import RunStore
 
     store = RunStore()
     run_id = store.resolve(args.run)
@@ -212,15 +212,15 @@ def evaluate_stored_run(store: Any, run_id: str) -> dict[str, Any]:
         if not info.metrics:
             raise TransferlabError(f"expected stored metrics in run {run_id}, got none (status {info.status})")
         return info.metrics
-    from core.mnist_job import MnistJob
+    from transferlab.core.training.mnist_job import MnistJob
 
     config = store.config(run_id)
     return MnistJob(config).evaluate(store.load_model(run_id), None)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from core.predict import Classifier
-    from core.runs import RunStore
+    from transferlab.core.deploy.predict import Classifier
+    from transferlab.core.runs.store import RunStore
 
     classifier = Classifier(args.run, RunStore())
     predictions = classifier.classify(args.images, top_k=args.top_k)
@@ -240,8 +240,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from core.export import export_run
-    from core.runs import RunStore
+    from transferlab.core.deploy.export import export_run
+    from transferlab.core.runs.store import RunStore
 
     path = export_run(args.run, args.format, store=RunStore(), out=args.out)
     _out(json.dumps({"run": args.run, "format": args.format, "path": str(path)}) if args.json else str(path))
@@ -251,7 +251,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 # ---- runs ----
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
+    from transferlab.core.runs.store import RunStore
 
     runs = RunStore().list()
     if args.json:
@@ -268,7 +268,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
+    from transferlab.core.runs.store import RunStore
 
     store = RunStore()
     run = store.get(store.resolve(args.run))
@@ -279,7 +279,7 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_compare(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
+    from transferlab.core.runs.store import RunStore
 
     comparison = RunStore().compare(args.runs)
     if args.json:
@@ -296,7 +296,7 @@ def _cmd_runs_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_delete(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
+    from transferlab.core.runs.store import RunStore
 
     store = RunStore()
     ids = [store.resolve(run) for run in args.runs]  # resolve all first: nothing is deleted on a typo
@@ -317,7 +317,7 @@ class ProgressPrinter:
         self.last_phase = ""
 
     def __call__(self, event: Any) -> None:
-        from core import events
+        from transferlab.core import events
 
         if isinstance(event, events.PhaseProgress):
             if event.phase != self.last_phase or (self.tty and event.total):
@@ -405,7 +405,7 @@ class _StopOnCtrlC:
     """First Ctrl-C asks the run to stop (it ends within a batch and is stored); a second one aborts."""
 
     def __enter__(self) -> Any:
-        from core.stopping import StopFlag
+        from transferlab.core.stopping import StopFlag
 
         self.flag = StopFlag()
         self.previous = None

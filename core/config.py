@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from core.errors import ConfigError
+from transferlab.core.errors import ConfigError
 
 MnistModel = Literal["fast", "cnn", "ann"]
 MNIST_MODELS: tuple[str, ...] = ("fast", "cnn", "ann")

@@ -13,9 +13,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtWidgets import QApplication
 
-    from gui.main_window import MainWindow
-    from gui.settings import APPLICATION, ORGANIZATION
-    from gui.worker import wait_for_tasks
+    from transferlab.gui.main_window import MainWindow
+    from transferlab.gui.settings import APPLICATION, ORGANIZATION
+    from transferlab.gui.worker import wait_for_tasks
 
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
-from gui.worker import KERAS_LOCK, Task
+from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
+from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ClassifierCache:
     def get(self, run_id: str) -> Any:
         with self._lock:
             if run_id not in self._classifiers:
-                from core.predict import Classifier
+                from transferlab.core.deploy.predict import Classifier
 
                 with KERAS_LOCK:  # loading builds the model: never at the same time as another build
                     self._classifiers[run_id] = Classifier(run_id, self.store)

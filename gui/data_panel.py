@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.plots import BarChart, SampleGrid
-from gui.settings import AppSettings
-from gui.widgets import GridImage, gray_qimage, html_text, mosaic, scaled_pixmap
-from gui.worker import KERAS_LOCK, Task
+from transferlab.gui.plots import BarChart, SampleGrid
+from transferlab.gui.settings import AppSettings
+from transferlab.gui.widgets import GridImage, gray_qimage, html_text, mosaic, scaled_pixmap
+from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ AUGMENTED = 8
 
 def load_mnist_overview() -> dict[str, Any]:
     """Worker: MNIST arrays, their description and a sample grid."""
-    from core.mnist_data import describe, load_mnist, sample_grid
+    from transferlab.core.data.mnist import describe, load_mnist, sample_grid
 
     mnist = load_mnist()
     images, indices = sample_grid(mnist, per_class=MNIST_PER_CLASS, seed=0)
@@ -55,8 +55,8 @@ def load_mnist_overview() -> dict[str, Any]:
 
 def scan_folder_overview(folder: str) -> dict[str, Any]:
     """Worker: scan the folder (DataError when unusable) and make a per-class thumbnail grid."""
-    from core.folder_data import scan_folder
-    from core.images import load_rgb
+    from transferlab.core.data.folders import scan_folder
+    from transferlab.core.data.images import load_rgb
 
     scan = scan_folder(folder)
     names = scan.class_names[:FOLDER_MAX_ROWS]
@@ -73,7 +73,7 @@ def scan_folder_overview(folder: str) -> dict[str, Any]:
 
 
 def augmentation_overview(image: np.ndarray, seed: int) -> np.ndarray:
-    from core.mnist_job import augmentation_preview
+    from transferlab.core.training.mnist_job import augmentation_preview
 
     with KERAS_LOCK:  # builds Keras preprocessing layers
         return augmentation_preview(image, AUGMENTED, seed)
@@ -383,7 +383,7 @@ class DataPanel(QWidget):
     def select_digit(self, index: int) -> None:
         if self.mnist is None:
             return
-        from core.mnist_data import pixel_matrix
+        from transferlab.core.data.mnist import pixel_matrix
 
         self.selected_index = index
         pixels, label = pixel_matrix(self.mnist, index)
@@ -406,7 +406,7 @@ class DataPanel(QWidget):
     def reroll(self) -> None:
         if self.mnist is None:
             return
-        from core.mnist_data import pixel_matrix
+        from transferlab.core.data.mnist import pixel_matrix
 
         self._aug_seed += 1
         pixels, _ = pixel_matrix(self.mnist, self.selected_index)

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args:
-        from core.cli import main as cli_main
+        from transferlab.core.cli import main as cli_main
 
         return int(cli_main(args) or 0)
-    from gui.app import main as gui_main
+    from transferlab.gui.app import main as gui_main
 
     return gui_main()
 

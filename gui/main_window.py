@@ -22,17 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
-from core.runs import RunStore
-from gui.classify_panel import ClassifyPanel
-from gui.data_panel import DataPanel
-from gui.model_panel import ModelPanel
-from gui.results_panel import ResultsPanel
-from gui.runs_panel import RunsPanel
-from gui.settings import AppSettings
-from gui.training_panel import TrainingPanel
-from gui.widgets import MessageBar, html_text
-from gui.worker import Task, compare_fn, training_fn, wait_for_tasks
+from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from transferlab.core.runs.store import RunStore
+from transferlab.gui.classify_panel import ClassifyPanel
+from transferlab.gui.data_panel import DataPanel
+from transferlab.gui.model_panel import ModelPanel
+from transferlab.gui.results_panel import ResultsPanel
+from transferlab.gui.runs_panel import RunsPanel
+from transferlab.gui.settings import AppSettings
+from transferlab.gui.training_panel import TrainingPanel
+from transferlab.gui.widgets import MessageBar, html_text
+from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import (
+from transferlab.core.config import (
     DEFAULT_LEARNING_RATE,
     FINETUNE_LEARNING_RATE,
     FitOptions,
@@ -38,8 +38,8 @@ from core.config import (
     MnistConfig,
     mnist_preset,
 )
-from gui.widgets import html_text
-from gui.worker import KERAS_LOCK, Task
+from transferlab.gui.widgets import html_text
+from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ SUMMARY_DELAY_MS = 250
 
 def mnist_summary(model: str) -> Any:
     """Worker: build the MNIST model and summarize it (imports TensorFlow)."""
-    from core.mnist_models import build_mnist_model
-    from core.training import summarize_model
+    from transferlab.core.models.mnist import build_mnist_model
+    from transferlab.core.models.summary import summarize_model
 
     with KERAS_LOCK:
         return summarize_model(build_mnist_model(model))
@@ -60,9 +60,9 @@ def mnist_summary(model: str) -> Any:
 
 def folder_summary(spec: str, mode: str, unfreeze: int | str, n_classes: int) -> Any:
     """Worker: the backbone's description and a summary of the whole model the run will train."""
-    from core.backbones import resolve_backbone
-    from core.training import summarize_model
-    from core.transfer import preview_model
+    from transferlab.core.models.backbones import resolve_backbone
+    from transferlab.core.models.summary import summarize_model
+    from transferlab.core.models.transfer import preview_model
 
     with KERAS_LOCK:
         info = resolve_backbone(spec).info

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.plots import ConfusionPlot
-from gui.widgets import gray_qimage, html_text, thumbnail
-from gui.worker import Task
+from transferlab.gui.plots import ConfusionPlot
+from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
+from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def load_results(store: Any, run_id: str) -> dict[str, Any]:
     if not metrics:
         return result
     if info.kind == "mnist":
-        from core.mnist_data import load_mnist
+        from transferlab.core.data.mnist import load_mnist
 
         mnist = load_mnist()
         count = int(metrics.get("samples", len(mnist.test_labels)))

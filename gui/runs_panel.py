@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.plots import CompareCurves
-from gui.worker import KERAS_LOCK, Task
+from transferlab.gui.plots import CompareCurves
+from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class RunsPanel(QWidget):
         self.message.emit(f"Exporting run {run_id} as {self.export_combo.currentText()}…", "info")
 
         def work(_report: Any, _stop: Any) -> Any:
-            from core.export import export_run
+            from transferlab.core.deploy.export import export_run
 
             with KERAS_LOCK:
                 return export_run(run_id, fmt, self.store)

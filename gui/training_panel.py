@@ -8,9 +8,9 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
-from core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
-from gui.plots import TrainingCurves
-from gui.widgets import html_text
+from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from transferlab.gui.plots import TrainingCurves
+from transferlab.gui.widgets import html_text
 
 
 class TrainingPanel(QWidget):

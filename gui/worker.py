@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from core.stopping import StopFlag
+from transferlab.core.stopping import StopFlag
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def training_fn(config: Any, store: Any) -> TaskFn:
 
     def train(report: Report, stop: StopFlag) -> Any:
         with KERAS_LOCK:
-            from core.training import run_training
+            from transferlab.core.training.loop import run_training
 
             return run_training(config, report, stop, store=store)
 
@@ -197,7 +197,7 @@ def compare_fn(config: Any, store: Any) -> TaskFn:
 
     def compare(report: Report, stop: StopFlag) -> Any:
         with KERAS_LOCK:
-            from core.transfer import compare_frozen_finetune
+            from transferlab.core.training.compare import compare_frozen_finetune
 
             return compare_frozen_finetune(config, report, stop, store)
 

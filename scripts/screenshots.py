@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from PySide6.QtCore import QEventLoop, QItemSelectionModel, QMimeData, QSettings, QTimer, QUrl
 from PySide6.QtWidgets import QApplication
 
-from core.runs import RunStore
+from transferlab.core.runs.store import RunStore
 
 logger = logging.getLogger("screenshots")
 SIZE = (1280, 820)
@@ -141,8 +141,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from gui.main_window import MainWindow
-    from gui.settings import AppSettings
+    from transferlab.gui.main_window import MainWindow
+    from transferlab.gui.settings import AppSettings
 
     app = QApplication.instance() or QApplication([])
     tmp = Path(tempfile.mkdtemp(prefix="transferlab-shots-"))

@@ -13,6 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ruff_finds_nothing():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is a test dependency (pip install -e '.[test]')"
-    done = subprocess.run([ruff, "check", "core", "gui", "tests", "bench", "scripts"], cwd=ROOT,
+    done = subprocess.run([ruff, "check", "core", "gui", "src", "tests", "bench", "scripts"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]

@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import efficientnet_lite as lite
-from core.backbones import BackboneInfo, HubBackbone, Lite0Backbone, export_hub_savedmodel, resolve_backbone
-from core.errors import ModelError
-from core.hub_layer import write_tiny_hub_model
+from transferlab.core.errors import ModelError
+from transferlab.core.models import efficientnet_lite as lite
+from transferlab.core.models.backbones import (
+    BackboneInfo,
+    HubBackbone,
+    Lite0Backbone,
+    export_hub_savedmodel,
+    resolve_backbone,
+)
+from transferlab.core.models.hub_layer import write_tiny_hub_model
 
 
 @pytest.fixture(scope="module", autouse=True)

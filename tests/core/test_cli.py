@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cli import main
-from core.mnist_data import load_mnist
+from transferlab.core.cli import main
+from transferlab.core.data.mnist import load_mnist
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from core.config import (
+from transferlab.core.config import (
     FINETUNE_LEARNING_RATE,
     FitOptions,
     FolderConfig,
@@ -17,7 +17,7 @@ from core.config import (
     mnist_preset,
     with_fit,
 )
-from core.errors import ConfigError
+from transferlab.core.errors import ConfigError
 
 
 def test_configs_round_trip_through_their_stored_form():

@@ -1,4 +1,4 @@
-"""core/ is the headless engine: no module in it may import Qt, directly or through what it imports."""
+"""transferlab.core is the headless engine: no module in it may import Qt, directly or through what it imports."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import core
+import transferlab.core
 
 QT_PACKAGES = ("PySide6", "PyQt5", "PyQt6", "qtpy", "shiboken6")
-CORE_DIR = Path(core.__file__).parent
+CORE_DIR = Path(transferlab.core.__file__).parent
 
 
 def test_no_core_source_imports_qt():
@@ -22,8 +22,8 @@ def test_no_core_source_imports_qt():
 
 
 def test_importing_every_core_module_loads_no_qt():
-    modules = sorted(f"core.{m.name}" for m in pkgutil.iter_modules([str(CORE_DIR)]))
-    assert "core.training" in modules and "core.cli" in modules
+    modules = sorted(m.name for m in pkgutil.walk_packages([str(CORE_DIR)], prefix="transferlab.core."))
+    assert "transferlab.core.training.loop" in modules and "transferlab.core.cli" in modules
     script = (f"import importlib, json, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
               f"print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in {QT_PACKAGES!r})))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.digits import prepare_digit
-from core.errors import ImageError
-from core.mnist_data import load_mnist
+from transferlab.core.data.digits import prepare_digit
+from transferlab.core.data.mnist import load_mnist
+from transferlab.core.errors import ImageError
 
 
 def _photo_of(digit: np.ndarray, path, size=(300, 360), mode="RGB", noise=0) -> None:

@@ -14,9 +14,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         import json, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from core.config import mnist_preset
-        from core.runs import RunStore
-        from core.training import run_training
+        from transferlab.core.config import mnist_preset
+        from transferlab.core.runs.store import RunStore
+        from transferlab.core.training.loop import run_training
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         result = run_training(mnist_preset("ann", epochs=2, batch_size=64, train_limit=2000, test_limit=500),
                               store=RunStore({str(tmp_path)!r}), strategy=strategy)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import efficientnet_lite as lite
-from core.errors import ModelError
-from core.torch_pickle import load_state_dict
+from transferlab.core.errors import ModelError
+from transferlab.core.models import efficientnet_lite as lite
+from transferlab.core.models.torch_pickle import load_state_dict
 
 IMAGENET_DIR = Path(__file__).resolve().parents[2] / "resources" / "imagenet"
 

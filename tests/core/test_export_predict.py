@@ -9,17 +9,18 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from core.config import FitOptions, FolderConfig, mnist_preset
-from core.errors import ConfigError, RunStoreError
-from core.export import export_run
-from core.folder_data import DataSplit
-from core.hub_layer import write_tiny_hub_model
-from core.images import load_rgb
-from core.mnist_data import load_mnist
-from core.predict import Classifier
-from core.runs import RunStore
-from core.training import RunResult, run_training
 from tests.core.imagefactory import make_class_folder, write_text_as_image, write_tiny_image
+from transferlab.core.config import FitOptions, FolderConfig, mnist_preset
+from transferlab.core.data.folders import DataSplit
+from transferlab.core.data.images import load_rgb
+from transferlab.core.data.mnist import load_mnist
+from transferlab.core.deploy.export import export_run
+from transferlab.core.deploy.predict import Classifier
+from transferlab.core.errors import ConfigError, RunStoreError
+from transferlab.core.models.hub_layer import write_tiny_hub_model
+from transferlab.core.runs.store import RunStore
+from transferlab.core.training.jobs import RunResult
+from transferlab.core.training.loop import run_training
 
 CLASSES = {"red": 10, "green": 10, "blue": 10}
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import folder_data as fd
-from core.errors import ConfigError, DataError
-from core.images import load_rgb
 from tests.core import imagefactory as factory
+from transferlab.core.data import folders as fd
+from transferlab.core.data.images import load_rgb
+from transferlab.core.errors import ConfigError, DataError
 
 
 @pytest.fixture

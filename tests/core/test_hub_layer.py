@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.errors import ModelError
-from core.hub_layer import HubFeatureLayer, block_keys, variable_blocks, write_tiny_hub_model
+from transferlab.core.errors import ModelError
+from transferlab.core.models.hub_layer import HubFeatureLayer, block_keys, variable_blocks, write_tiny_hub_model
 
 
 @pytest.fixture(scope="module")

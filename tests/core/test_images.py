@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import images
-from core.errors import ImageError
 from tests.core import imagefactory as factory
+from transferlab.core.data import images
+from transferlab.core.errors import ImageError
 
 
 @pytest.mark.parametrize("kind", sorted(factory.BROKEN_WRITERS))

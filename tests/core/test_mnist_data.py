@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import DataError
-from core.mnist_data import MNIST_TRAIN_COUNTS, describe, load_mnist, packaged_archive_path, pixel_matrix, sample_grid
+from transferlab.core.data.mnist import (
+    MNIST_TRAIN_COUNTS,
+    describe,
+    load_mnist,
+    packaged_archive_path,
+    pixel_matrix,
+    sample_grid,
+)
+from transferlab.core.errors import DataError
 
 
 def test_the_real_mnist_loads_offline_from_the_package():

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from core.config import mnist_preset
-from core.mnist_models import build_mnist_model
-from core.runs import RunStore
-from core.training import run_training
+from transferlab.core.config import mnist_preset
+from transferlab.core.models.mnist import build_mnist_model
+from transferlab.core.runs.store import RunStore
+from transferlab.core.training.loop import run_training
 
 # Total parameters (trainable + batch-norm moving statistics), as designed.
 EXPECTED_PARAMS = {

@@ -14,11 +14,11 @@ import keras
 import numpy as np
 import pytest
 
-import core.atomic
-from core.atomic import write_json_atomic
-from core.config import FolderConfig, mnist_preset
-from core.errors import RunStoreError
-from core.runs import RunStore
+import transferlab.core.atomic
+from transferlab.core.atomic import write_json_atomic
+from transferlab.core.config import FolderConfig, mnist_preset
+from transferlab.core.errors import RunStoreError
+from transferlab.core.runs.store import RunStore
 
 
 @pytest.fixture()
@@ -34,7 +34,7 @@ def test_a_killed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         handle.write(data[:5])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(core.atomic, "_write_all", killed_halfway)
+    monkeypatch.setattr(transferlab.core.atomic, "_write_all", killed_halfway)
     with pytest.raises(RunStoreError, match=r"expected to write .*history\.json, got OSError: No space left"):
         write_json_atomic(target, [{"epoch": 1}, {"epoch": 2}])
     assert json.loads(target.read_text()) == [{"epoch": 1}]
@@ -44,10 +44,10 @@ def test_a_killed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
 def test_a_run_killed_mid_way_is_listed_as_interrupted_with_its_history(store):
     script = textwrap.dedent(f"""
         import sys
-        from core.config import mnist_preset
-        from core.events import EpochEnded
-        from core.runs import RunStore
-        from core.training import run_training
+        from transferlab.core.config import mnist_preset
+        from transferlab.core.events import EpochEnded
+        from transferlab.core.runs.store import RunStore
+        from transferlab.core.training.loop import run_training
         def reporter(event):
             if isinstance(event, EpochEnded):
                 print(event.epoch, flush=True)
@@ -127,7 +127,7 @@ def test_a_model_file_cannot_run_code_when_loaded(store, tmp_path):
 
 
 def test_a_plain_model_round_trips(store):
-    from core.mnist_models import build_mnist_model
+    from transferlab.core.models.mnist import build_mnist_model
 
     run = store.create(mnist_preset("ann"))
     model = build_mnist_model("ann")

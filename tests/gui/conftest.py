@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 from PySide6.QtCore import QSettings
 
-from core.runs import RunStore
+from transferlab.core.runs.store import RunStore
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield
     # Like the app on quit: no background task (training, model summary, model load) outlives its test, so
     # none is still running TensorFlow when the next test starts or the interpreter exits.
-    from gui.worker import running_tasks, wait_for_tasks
+    from transferlab.gui.worker import running_tasks, wait_for_tasks
 
     assert wait_for_tasks(), f"tasks still running after the test: {[t.name for t in running_tasks()]}"
 
@@ -38,8 +38,8 @@ def settings_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, settings_file: Path):
     """A MainWindow with its own settings file and (by default) an empty run store; waits for the data."""
-    from gui.main_window import MainWindow
-    from gui.settings import AppSettings
+    from transferlab.gui.main_window import MainWindow
+    from transferlab.gui.settings import AppSettings
 
     def make(store: RunStore | None = None, wait_data: bool = True) -> MainWindow:
         settings = AppSettings(QSettings(str(settings_file), QSettings.Format.IniFormat))
@@ -71,9 +71,9 @@ def quick_mnist(window, model: str = "ann", train_limit: int = 600, test_limit: 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     """Two small MNIST runs (different learning rates), trained once headless; tests only read them."""
-    from core.config import mnist_preset
-    from core.training import run_training
-    from gui.worker import KERAS_LOCK, lower_thread_priority
+    from transferlab.core.config import mnist_preset
+    from transferlab.core.training.loop import run_training
+    from transferlab.gui.worker import KERAS_LOCK, lower_thread_priority
 
     store = RunStore(tmp_path_factory.mktemp("trained") / "runs")
     results = []

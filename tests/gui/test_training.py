@@ -6,8 +6,8 @@ import time
 
 from PySide6.QtCore import Qt, QTimer
 
-from core.events import BatchProgress, RunFinished, RunStarted
 from tests.gui.conftest import quick_mnist
+from transferlab.core.events import BatchProgress, RunFinished, RunStarted
 
 
 class StallProbe:

@@ -163,11 +163,11 @@ def test_launcher_does_not_load_qt_for_the_cli():
 
 
 def test_launcher_passes_arguments_to_the_cli(monkeypatch):
-    import core.cli
-    from gui import launcher
+    import transferlab.core.cli
+    from transferlab.gui import launcher
 
     seen = []
-    monkeypatch.setattr(core.cli, "main", lambda argv: seen.append(argv) or 3)
+    monkeypatch.setattr(transferlab.core.cli, "main", lambda argv: seen.append(argv) or 3)
     assert launcher.main(["runs", "list"]) == 3
     assert seen == [["runs", "list"]]
 

@@ -10,8 +10,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from core.errors import ImageError
-from core.images import open_image, to_gray_array
+from transferlab.core.data.images import open_image, to_gray_array
+from transferlab.core.errors import ImageError
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from core.errors import ModelError
-from core.torch_pickle import load_state_dict
+from transferlab.core.errors import ModelError
+from transferlab.core.models.torch_pickle import load_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,4 @@
-"""Custom Keras objects that stored models and optimizers may contain, registered for safe loading.
-
-Importing this module registers them; `RunStore.load_model` imports it before loading.
-"""
+"""Learning-rate schedules that stored models' optimizers may contain (registered for safe loading)."""
 
 from __future__ import annotations
 
@@ -32,8 +29,3 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict:
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup,
                 "final_fraction": self.final_fraction}
-
-
-# Layers that stored transfer-learning models contain; importing them registers them for loading.
-import core.efficientnet_lite  # noqa: E402
-import core.hub_layer  # noqa: E402, F401

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from core.errors import ImageError
+from transferlab.core.errors import ImageError
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_target, write_json_atomic
-from core.config import RunConfig, config_from_dict, config_to_dict
-from core.errors import ConfigError, RunStoreError, first_line
+from transferlab.core.atomic import atomic_target, write_json_atomic
+from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
+from transferlab.core.errors import ConfigError, RunStoreError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class RunStore:
         """The run's model, loaded with safe_mode (a model file cannot run code)."""
         import keras
 
-        import core.layers  # noqa: F401  registers the custom layers stored models may contain
+        import transferlab.core.models.custom_objects  # noqa: F401  registers the custom layers stored models may contain
 
         path = self.model_path(run_id)
         try:

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.errors import ModelError
+from transferlab.core.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

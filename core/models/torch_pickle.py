@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from core.errors import ModelError
+from transferlab.core.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
-"""Transfer learning on a folder of class subfolders: the FolderJob run kind, and frozen vs fine-tuned.
+"""The folder run kind: transfer learning on a folder of class subfolders.
 
     result = run_training(FolderConfig(data_dir="photos", mode="frozen"), reporter, stop)
-    report = compare_frozen_finetune(FolderConfig(data_dir="photos"))
 
 CPU time is the product, so the backbone never runs more often than it must:
 
@@ -17,10 +16,8 @@ CPU time is the product, so the backbone never runs more often than it must:
 
 BatchNorm always runs in inference mode (the backbone parts are called with training=False), so unfreezing
 never disturbs the pretrained statistics. Fine-tuning uses FINETUNE_LEARNING_RATE (1e-4) unless the config
-sets a learning rate (core.config.default_learning_rate).
-
-Stored model layout (what init_from_run and core.predict rely on): an input layer "image", one nested model
-per backbone part ("extractor", or "bottom" and "top"), then the nested Sequential "head".
+sets a learning rate (transferlab.core.config.default_learning_rate). The model parts are assembled by
+transferlab.core.models.transfer; a run's lineage (split_from_run, init_from_run) by transferlab.core.runs.lineage.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import FolderConfig, default_learning_rate
-from core.errors import ConfigError, DataError, ModelError
-from core.evaluation import classification_report
-from core.events import Reporter
-from core.folder_data import (
+from transferlab.core.analysis.evaluation import classification_report
+from transferlab.core.config import FolderConfig, default_learning_rate
+from transferlab.core.data.folders import (
     DataSplit,
     Item,
     class_weights,
@@ -49,15 +44,27 @@ from core.folder_data import (
     split_from_folders,
     split_items,
 )
-from core.runs import RunStore
-from core.stopping import StopFlag
-from core.training import JobContext, Prepared, RunResult, run_training
+from transferlab.core.errors import DataError
+from transferlab.core.models.backbones import resolve_backbone
+from transferlab.core.models.transfer import (
+    EXTRACT_BATCH,
+    augmentation_layers,
+    backbone_parts,
+    build_head,
+    chain,
+    compose,
+    inference_function,
+    run_once,
+)
+from transferlab.core.runs.lineage import copy_head_from_run, load_run_split
+from transferlab.core.training.jobs import JobContext, Prepared
 
 logger = logging.getLogger(__name__)
 
-EXTRACT_BATCH = 32  # images per forward pass when caching features / activations
+
 PHASE_INTERVAL = 0.1  # seconds between phase-progress events of per-image loops
-HEAD_NAME = "head"
+
+
 AUGMENTATION_NOTE = ("augmentation is on: images change every epoch, so features cannot be cached and the "
                      "backbone runs end to end on every image, every epoch (much slower)")
 
@@ -75,7 +82,6 @@ class FolderJob:
     # ---- Job protocol ----
 
     def prepare(self, ctx: JobContext) -> Prepared:
-        from core.backbones import resolve_backbone
 
         config = self.config
         split, scan_summary = self._split(ctx)
@@ -205,7 +211,7 @@ class FolderJob:
         val = None
         if "val" in cache:
             val = tf.data.Dataset.from_tensor_slices(cache["val"]).batch(256)
-        fitted = head if top is None else _chain(train_x.shape[1:], [top], head, "top_and_head")
+        fitted = head if top is None else chain(train_x.shape[1:], [top], head, "top_and_head")
         self._fitted, self._eval_cache = fitted, cache[self._eval_part]
         full_parts = [bottom] if top is None else [bottom, top]
         full = compose(image_size, full_parts, head)
@@ -234,122 +240,6 @@ class FolderJob:
 
 
 _EVAL_SET_NAMES = {"val": "validation", "test": "test", "train": "train"}
-
-
-# ---- models ----
-
-def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
-    """(frozen bottom, trainable top) of the backbone for the config's mode; either may be None."""
-    if config.mode == "frozen":
-        bottom, top = backbone.build_extractor(), None
-    else:
-        bottom, top = backbone.split(config.unfreeze)
-    if bottom is not None:
-        bottom.trainable = False
-    return bottom, top
-
-
-def preview_model(config: FolderConfig, n_classes: int) -> keras.Model:
-    """The whole model a folder run trains (backbone parts + head, trainability as in the run), built without
-    data: what the model summary shows before training."""
-    from core.backbones import resolve_backbone
-
-    backbone = resolve_backbone(config.backbone)
-    parts = [part for part in backbone_parts(backbone, config) if part is not None]
-    head = build_head(backbone.info.feature_dim, n_classes, config.dropout)
-    return compose(backbone.info.input_size, parts, head)
-
-
-def build_head(feature_dim: int, n_classes: int, dropout: float) -> keras.Sequential:
-    """Dropout + Dense(n, softmax) on a [None, feature_dim] feature vector."""
-    return keras.Sequential([keras.Input((int(feature_dim),), name="features"),
-                             keras.layers.Dropout(dropout, name="head_dropout"),
-                             keras.layers.Dense(n_classes, activation="softmax", name="head_dense")],
-                            name=HEAD_NAME)
-
-
-def augmentation_layers(seed: int | None = None) -> keras.Sequential:
-    """Random flips, small rotations and zooms; active only while training (identity at inference)."""
-    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
-                             keras.layers.RandomRotation(0.08, fill_mode="reflect", seed=seed),
-                             keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed)], name="augmentation")
-
-
-def compose(image_size: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, *,
-            augmenter: keras.Model | None = None, name: str = "classifier") -> keras.Model:
-    """Raw 0..255 RGB [None, h, w, 3] → backbone parts (BatchNorm in inference mode) → head probabilities."""
-    inputs = keras.Input((int(image_size[0]), int(image_size[1]), 3), name="image")
-    x = augmenter(inputs) if augmenter is not None else inputs
-    for part in parts:
-        x = part(x, training=False)
-    return keras.Model(inputs, head(x), name=name)
-
-
-def _chain(input_shape: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, name: str) -> keras.Model:
-    inputs = keras.Input(tuple(int(s) for s in input_shape), name="activations")
-    x = inputs
-    for part in parts:
-        x = part(x, training=False)
-    return keras.Model(inputs, head(x), name=name)
-
-
-def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """`model` in inference mode as one traced function: traced once for any batch size (tracing a backbone
-    costs seconds on a CPU, so the smaller last batch must not trigger a second trace)."""
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
-
-
-def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],
-             image_size: tuple[int, int], reporter: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`forward`'s outputs for every image, in one pass over the files; returns (outputs, labels)."""
-    dataset = make_dataset(root, items, image_size, EXTRACT_BATCH, cache=False)
-    outputs: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    for images, batch_labels in dataset:
-        outputs.append(forward(images).numpy())
-        labels.append(batch_labels.numpy())
-        if reporter is not None:
-            reporter()
-    return np.concatenate(outputs).astype(np.float32, copy=False), np.concatenate(labels).astype(np.int32)
-
-
-def find_head(model: keras.Model) -> keras.Model:
-    """The nested "head" model of a stored folder-run model."""
-    try:
-        return model.get_layer(HEAD_NAME)
-    except ValueError as exc:
-        raise ModelError(f"expected a transfer-learning model with a '{HEAD_NAME}' part, got layers "
-                         f"{[layer.name for layer in model.layers]}") from exc
-
-
-def copy_head_from_run(store: RunStore, run_id: str, head: keras.Model, class_names: Sequence[str],
-                       backbone: str) -> None:
-    """Start `head` from the trained head of another run, which must have the same classes and backbone."""
-    run_id = store.resolve(run_id)
-    info = store.read_json(run_id, "model_info.json", default={}) or {}
-    theirs = list(info.get("class_names") or [])
-    if theirs != list(class_names):
-        raise ConfigError(f"init_from_run: expected a run with the classes {', '.join(class_names)}, "
-                          f"got run {run_id} with {', '.join(theirs) or 'none'}")
-    if info.get("backbone") != backbone:
-        raise ConfigError(f"init_from_run: expected a run with the backbone {backbone}, got run {run_id} with "
-                          f"{info.get('backbone')}")
-    source = find_head(store.load_model(run_id))
-    try:
-        head.set_weights(source.get_weights())
-    except ValueError as exc:
-        raise ConfigError(f"init_from_run: expected a head shaped like {[w.shape for w in head.get_weights()]}, "
-                          f"got {[w.shape for w in source.get_weights()]} in run {run_id}") from exc
-    logger.info("head initialised from run %s", run_id)
-
-
-def load_run_split(store: RunStore, run_id: str) -> DataSplit:
-    run_id = store.resolve(run_id)
-    data = store.read_json(run_id, "split.json")
-    if data is None:
-        raise DataError(f"split_from_run: expected a folder run with split.json, got run {run_id} without one")
-    return DataSplit.from_dict(data)
 
 
 def _check_same_classes(expected: Sequence[str], got: Sequence[str], what: str, where: str) -> None:
@@ -391,63 +281,3 @@ class _BatchPhase:
     def finish(self) -> None:
         self.ctx.phase(self.name, self.total, self.total)
 
-
-# ---- frozen vs fine-tuned ----
-
-def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | None = None,
-                            stop: StopFlag | None = None, store: RunStore | None = None) -> dict[str, Any]:
-    """Train a frozen run, then a fine-tuned one on exactly the same split and seed, and compare them.
-
-    The fine-tuned run reuses the frozen run's split (split_from_run) and starts from its trained head
-    (init_from_run): fine-tuning with a random head would push large, noisy gradients into the unfrozen
-    blocks; starting from the frozen optimum is the standard recipe, and it makes the comparison answer
-    "what does fine-tuning add on top of the frozen model". Both runs go through run_training with the same
-    FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate is set). If the frozen
-    run does not finish with a model, the fine-tuned run is not started (its run_id stays None).
-
-    Returns plain data: {"frozen": {run_id, status, reason, history, metrics}, "finetune": {...same},
-    "per_class": [{class, support, frozen_precision, finetune_precision, precision_diff, ... recall, f1}],
-    "differences": {"accuracy": finetune - frozen, "loss": ...}}.
-    """
-    store = store or RunStore()
-    stop = stop or StopFlag()
-    frozen = run_training(dataclasses.replace(folder_config, mode="frozen", init_from_run=None),
-                          reporter, stop, store=store)
-    result: dict[str, Any] = {"frozen": _run_entry(frozen), "finetune": {
-        "run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}, "per_class": [],
-        "differences": {}}
-    if frozen.status != "finished" or not frozen.metrics:
-        result["finetune"]["reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
-        return result
-    finetune_config = dataclasses.replace(folder_config, mode="finetune", split_from_run=frozen.run_id,
-                                          init_from_run=frozen.run_id)
-    tuned = run_training(finetune_config, reporter, stop, store=store)
-    result["finetune"] = _run_entry(tuned)
-    if tuned.metrics:
-        result["per_class"] = per_class_differences(frozen.metrics, tuned.metrics)
-        result["differences"] = {key: tuned.metrics[key] - frozen.metrics[key] for key in ("accuracy", "loss")
-                                 if isinstance(frozen.metrics.get(key), float)
-                                 and isinstance(tuned.metrics.get(key), float)}
-    return result
-
-
-def _run_entry(result: RunResult) -> dict[str, Any]:
-    return {"run_id": result.run_id, "status": result.status, "reason": result.reason,
-            "history": list(result.history), "metrics": dict(result.metrics)}
-
-
-def per_class_differences(frozen: dict[str, Any], tuned: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per class: precision / recall / F1 of both runs and fine-tuned minus frozen."""
-    rows = []
-    theirs = {row["class"]: row for row in tuned.get("per_class", [])}
-    for row in frozen.get("per_class", []):
-        other = theirs.get(row["class"])
-        if other is None:
-            continue
-        entry: dict[str, Any] = {"class": row["class"], "support": row["support"]}
-        for key in ("precision", "recall", "f1"):
-            entry[f"frozen_{key}"] = row[key]
-            entry[f"finetune_{key}"] = other[key]
-            entry[f"{key}_diff"] = other[key] - row[key]
-        rows.append(entry)
-    return rows

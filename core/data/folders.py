@@ -35,9 +35,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.atomic import write_text_atomic
-from core.errors import ConfigError, DataError, ImageError
-from core.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_image, is_image_name, load_rgb, read_image_bytes
+from transferlab.core.atomic import write_text_atomic
+from transferlab.core.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
+    check_image,
+    is_image_name,
+    load_rgb,
+    read_image_bytes,
+)
+from transferlab.core.errors import ConfigError, DataError, ImageError
 
 if TYPE_CHECKING:
     import tensorflow as tf

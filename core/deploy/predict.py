@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ImageError, ModelError, TransferlabError
-from core.runs import RunStore
+from transferlab.core.errors import ImageError, ModelError, TransferlabError
+from transferlab.core.runs.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,10 @@ class Classifier:
     def prepare_file(self, path: str | os.PathLike[str]) -> np.ndarray:
         """What the model sees for this file (uint8); raises ImageError for an unusable file."""
         if self.input_kind == "digits28":
-            from core.digits import prepare_digit  # lazily: only MNIST runs need it
+            from transferlab.core.data.digits import prepare_digit  # lazily: only MNIST runs need it
 
             return np.asarray(prepare_digit(path), dtype=np.uint8)
-        from core.images import load_rgb
+        from transferlab.core.data.images import load_rgb
 
         return load_rgb(path, self.image_size)
 
@@ -123,14 +123,14 @@ class Classifier:
             array = array[:, :, 0]
         pil = Image.fromarray(array)
         if self.input_kind == "digits28":
-            from core.digits import prepare_digit_array
-            from core.images import to_gray_array
+            from transferlab.core.data.digits import prepare_digit_array
+            from transferlab.core.data.images import to_gray_array
 
             gray = to_gray_array(pil)
             if gray.shape == (28, 28) and _looks_prepared(gray):
                 return gray
             return np.asarray(prepare_digit_array(gray, name=name), dtype=np.uint8)
-        from core.images import to_rgb_array
+        from transferlab.core.data.images import to_rgb_array
 
         rgb = to_rgb_array(pil)
         if rgb.shape[:2] != self.image_size:

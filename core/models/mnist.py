@@ -8,7 +8,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from core.errors import ConfigError
+from transferlab.core.errors import ConfigError
 
 
 def _input_block(name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:

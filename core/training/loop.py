@@ -2,9 +2,9 @@
 
     result = run_training(config, reporter, stop)
 
-`config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events (core.events),
-`stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a RunStore. Failures
-never escape as exceptions: they end the run with status "failed" and a one-line reason.
+`config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events
+(transferlab.core.events), `stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a
+RunStore. Failures never escape as exceptions: they end the run with status "failed" and a one-line reason.
 """
 
 from __future__ import annotations
@@ -13,21 +13,16 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from core.config import RunConfig, config_to_dict, default_learning_rate
-from core.errors import TransferlabError, first_line
-from core.events import (
+from transferlab.core.config import RunConfig, config_to_dict, default_learning_rate
+from transferlab.core.errors import TransferlabError, first_line
+from transferlab.core.events import (
     BatchProgress,
     EpochEnded,
-    ModelSummary,
     PhaseProgress,
     Reporter,
     RunFinished,
@@ -35,84 +30,17 @@ from core.events import (
     RunStatus,
     null_reporter,
 )
-from core.layers import OneCycle
-from core.runs import RunStore
-from core.stopping import StopFlag
+from transferlab.core.models.schedules import OneCycle
+from transferlab.core.models.summary import summarize_model, summary_to_dict
+from transferlab.core.runs.store import RunStore
+from transferlab.core.stopping import StopFlag
+from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
+from transferlab.core.training.kinds import make_job
 
 logger = logging.getLogger(__name__)
 
+
 BATCH_EVENT_INTERVAL = 0.05  # seconds: at most 20 batch events a second
-
-
-class StopRequested(Exception):
-    """Raised inside the run when the stop flag is set; ends it with status "stopped"."""
-
-
-class LossIsNaN(TransferlabError):
-    """The loss became NaN or infinite."""
-
-
-@dataclass
-class JobContext:
-    """What a job gets from the shared loop."""
-
-    run_id: str
-    store: RunStore
-    reporter: Reporter
-    stop: StopFlag
-
-    def phase(self, name: str, done: int, total: int) -> None:
-        self.check_stop()
-        self.reporter(PhaseProgress(name, done, total))
-
-    def check_stop(self) -> None:
-        if self.stop.requested:
-            raise StopRequested(self.stop.reason)
-
-
-@dataclass
-class Prepared:
-    """Everything the loop needs to fit, built by a job inside the distribution strategy's scope."""
-
-    model: keras.Model  # the model to fit (compiled by the loop)
-    train: tf.data.Dataset  # batched
-    val: tf.data.Dataset | None
-    steps_per_epoch: int
-    data_summary: dict[str, Any]
-    summary_model: keras.Model | None = None  # the model the user sees, when the fitted one is only a part
-    class_weight: dict[int, float] | None = None
-    learning_rate: float | None = None  # overrides config.fit.learning_rate (e.g. fine-tuning)
-    finalize: Callable[[keras.Model], keras.Model] = field(default=lambda model: model)
-    # How to feed the stored model: {"input": "digits28" | "rgb", "image_size": [h, w], "class_names": [...]}
-    model_info: dict[str, Any] = field(default_factory=dict)
-
-
-class Job(Protocol):
-    """A kind of run (MNIST, folder): prepares data and model, evaluates the final model."""
-
-    def prepare(self, ctx: JobContext) -> Prepared: ...
-
-    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_id: str
-    run_dir: Path
-    status: RunStatus
-    reason: str
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
-
-
-def make_job(config: RunConfig) -> Job:
-    if config.kind == "mnist":
-        from core.mnist_job import MnistJob
-
-        return MnistJob(config)
-    from core.transfer import FolderJob  # the transfer-learning half
-
-    return FolderJob(config)
 
 
 def default_strategy() -> tf.distribute.Strategy:
@@ -145,7 +73,7 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
             prepared = job.prepare(ctx)
             _compile(prepared, config)
         summary = summarize_model(prepared.summary_model or prepared.model)
-        store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary, "model": _as_dict(summary)})
+        store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary, "model": summary_to_dict(summary)})
         store.write_json(run.run_id, "model_info.json", prepared.model_info)
         reporter(RunStarted(run.run_id, config_to_dict(config), prepared.data_summary, summary))
         try:
@@ -277,22 +205,3 @@ class _ThresholdStop(keras.callbacks.Callback):
             self.reason = f"{self.metric} reached {float(value):.4f} >= {self.threshold} at epoch {epoch + 1}"
             self.model.stop_training = True
 
-
-def summarize_model(model: keras.Model) -> ModelSummary:
-    layers = []
-    for layer in model.layers:
-        try:
-            shape = str(tuple(layer.output.shape))
-        except (AttributeError, ValueError):
-            shape = "?"
-        layers.append((layer.name, type(layer).__name__, shape, int(layer.count_params())))
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
-    return ModelSummary(model.name, tuple(layers), trainable, frozen)
-
-
-def _as_dict(summary: ModelSummary) -> dict[str, Any]:
-    return {"name": summary.name, "trainable_params": summary.trainable_params,
-            "frozen_params": summary.frozen_params,
-            "layers": [dict(zip(("name", "type", "output_shape", "params"), row, strict=True))
-                       for row in summary.layers]}

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import MnistConfig
-from core.evaluation import classification_report
-from core.mnist_data import CLASS_NAMES, Mnist, describe, load_mnist, per_class_counts
-from core.mnist_models import augmentation_layers, build_mnist_model
-from core.training import JobContext, Prepared
+from transferlab.core.analysis.evaluation import classification_report
+from transferlab.core.config import MnistConfig
+from transferlab.core.data.mnist import CLASS_NAMES, Mnist, describe, load_mnist, per_class_counts
+from transferlab.core.models.mnist import augmentation_layers, build_mnist_model
+from transferlab.core.training.jobs import JobContext, Prepared
 
 logger = logging.getLogger(__name__)
 

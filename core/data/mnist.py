@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import DataError
+from transferlab.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 

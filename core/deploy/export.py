@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_target
-from core.errors import ConfigError, DataError, ModelError, TransferlabError
-from core.runs import RunStore
+from transferlab.core.atomic import atomic_target
+from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError
+from transferlab.core.runs.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def run_export(fmt: str, path: str | os.PathLike[str], images: np.ndarray, batch
     if fmt == "keras":
         import keras
 
-        import core.layers  # noqa: F401  custom layers
+        import transferlab.core.models.custom_objects  # noqa: F401  custom layers
 
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
         return np.asarray(model.predict(images.astype(np.float32), batch_size=batch, verbose=0))
@@ -178,11 +178,11 @@ def run_export(fmt: str, path: str | os.PathLike[str], images: np.ndarray, batch
 def verification_images(store: RunStore, run_id: str, info: dict[str, Any]) -> np.ndarray:
     """uint8 images to compare exports on: MNIST's first 1,000 test digits, or the run's evaluation split."""
     if info.get("input") == "digits28":
-        from core.mnist_data import load_mnist
+        from transferlab.core.data.mnist import load_mnist
 
         return np.asarray(load_mnist().test_images[:VERIFY_LIMIT], dtype=np.uint8)
-    from core.folder_data import DataSplit
-    from core.images import load_rgb
+    from transferlab.core.data.folders import DataSplit
+    from transferlab.core.data.images import load_rgb
 
     data = store.read_json(run_id, "split.json")
     if data is None:

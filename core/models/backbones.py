@@ -49,9 +49,9 @@ from typing import Literal
 
 import keras
 
-from core import efficientnet_lite as lite
-from core.errors import ModelError
-from core.hub_layer import HubFeatureLayer, is_url
+from transferlab.core.errors import ModelError
+from transferlab.core.models import efficientnet_lite as lite
+from transferlab.core.models.hub_layer import HubFeatureLayer, is_url
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Analysis of predictions: evaluation reports (evaluation)."""

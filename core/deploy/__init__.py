@@ -1,0 +1,1 @@
+"""Using a stored run: classifying image files (predict) and exporting it (export)."""

@@ -1,0 +1,110 @@
+"""Transfer-learning models: backbone parts + a classification head, and running a backbone part once over
+a folder's images.
+
+Stored model layout (what init_from_run and prediction rely on): an input layer "image", one nested model
+per backbone part ("extractor", or "bottom" and "top"), then the nested Sequential "head".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from transferlab.core.config import FolderConfig
+from transferlab.core.data.folders import Item, make_dataset
+from transferlab.core.errors import ModelError
+from transferlab.core.models.backbones import resolve_backbone
+
+EXTRACT_BATCH = 32  # images per forward pass when caching features / activations
+
+
+HEAD_NAME = "head"
+
+
+def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
+    """(frozen bottom, trainable top) of the backbone for the config's mode; either may be None."""
+    if config.mode == "frozen":
+        bottom, top = backbone.build_extractor(), None
+    else:
+        bottom, top = backbone.split(config.unfreeze)
+    if bottom is not None:
+        bottom.trainable = False
+    return bottom, top
+
+
+def preview_model(config: FolderConfig, n_classes: int) -> keras.Model:
+    """The whole model a folder run trains (backbone parts + head, trainability as in the run), built without
+    data: what the model summary shows before training."""
+
+    backbone = resolve_backbone(config.backbone)
+    parts = [part for part in backbone_parts(backbone, config) if part is not None]
+    head = build_head(backbone.info.feature_dim, n_classes, config.dropout)
+    return compose(backbone.info.input_size, parts, head)
+
+
+def build_head(feature_dim: int, n_classes: int, dropout: float) -> keras.Sequential:
+    """Dropout + Dense(n, softmax) on a [None, feature_dim] feature vector."""
+    return keras.Sequential([keras.Input((int(feature_dim),), name="features"),
+                             keras.layers.Dropout(dropout, name="head_dropout"),
+                             keras.layers.Dense(n_classes, activation="softmax", name="head_dense")],
+                            name=HEAD_NAME)
+
+
+def augmentation_layers(seed: int | None = None) -> keras.Sequential:
+    """Random flips, small rotations and zooms; active only while training (identity at inference)."""
+    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
+                             keras.layers.RandomRotation(0.08, fill_mode="reflect", seed=seed),
+                             keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed)], name="augmentation")
+
+
+def compose(image_size: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, *,
+            augmenter: keras.Model | None = None, name: str = "classifier") -> keras.Model:
+    """Raw 0..255 RGB [None, h, w, 3] → backbone parts (BatchNorm in inference mode) → head probabilities."""
+    inputs = keras.Input((int(image_size[0]), int(image_size[1]), 3), name="image")
+    x = augmenter(inputs) if augmenter is not None else inputs
+    for part in parts:
+        x = part(x, training=False)
+    return keras.Model(inputs, head(x), name=name)
+
+
+def chain(input_shape: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, name: str) -> keras.Model:
+    inputs = keras.Input(tuple(int(s) for s in input_shape), name="activations")
+    x = inputs
+    for part in parts:
+        x = part(x, training=False)
+    return keras.Model(inputs, head(x), name=name)
+
+
+def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """`model` in inference mode as one traced function: traced once for any batch size (tracing a backbone
+    costs seconds on a CPU, so the smaller last batch must not trigger a second trace)."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
+def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],
+             image_size: tuple[int, int], reporter: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`forward`'s outputs for every image, in one pass over the files; returns (outputs, labels)."""
+    dataset = make_dataset(root, items, image_size, EXTRACT_BATCH, cache=False)
+    outputs: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for images, batch_labels in dataset:
+        outputs.append(forward(images).numpy())
+        labels.append(batch_labels.numpy())
+        if reporter is not None:
+            reporter()
+    return np.concatenate(outputs).astype(np.float32, copy=False), np.concatenate(labels).astype(np.int32)
+
+
+def find_head(model: keras.Model) -> keras.Model:
+    """The nested "head" model of a stored folder-run model."""
+    try:
+        return model.get_layer(HEAD_NAME)
+    except ValueError as exc:
+        raise ModelError(f"expected a transfer-learning model with a '{HEAD_NAME}' part, got layers "
+                         f"{[layer.name for layer in model.layers]}") from exc
+

@@ -1,0 +1,82 @@
+"""The contract between the training loop and a kind of run (a job): what a job gets, what it returns.
+
+A job prepares data and model inside the distribution strategy's scope (`prepare`) and evaluates the final
+model (`evaluate`); the loop (transferlab.core.training.loop) does everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import keras
+import tensorflow as tf
+
+from transferlab.core.errors import TransferlabError
+from transferlab.core.events import PhaseProgress, Reporter, RunStatus
+from transferlab.core.runs.store import RunStore
+from transferlab.core.stopping import StopFlag
+
+
+class StopRequested(Exception):
+    """Raised inside the run when the stop flag is set; ends it with status "stopped"."""
+
+
+class LossIsNaN(TransferlabError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class JobContext:
+    """What a job gets from the shared loop."""
+
+    run_id: str
+    store: RunStore
+    reporter: Reporter
+    stop: StopFlag
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        self.check_stop()
+        self.reporter(PhaseProgress(name, done, total))
+
+    def check_stop(self) -> None:
+        if self.stop.requested:
+            raise StopRequested(self.stop.reason)
+
+
+@dataclass
+class Prepared:
+    """Everything the loop needs to fit, built by a job inside the distribution strategy's scope."""
+
+    model: keras.Model  # the model to fit (compiled by the loop)
+    train: tf.data.Dataset  # batched
+    val: tf.data.Dataset | None
+    steps_per_epoch: int
+    data_summary: dict[str, Any]
+    summary_model: keras.Model | None = None  # the model the user sees, when the fitted one is only a part
+    class_weight: dict[int, float] | None = None
+    learning_rate: float | None = None  # overrides config.fit.learning_rate (e.g. fine-tuning)
+    finalize: Callable[[keras.Model], keras.Model] = field(default=lambda model: model)
+    # How to feed the stored model: {"input": "digits28" | "rgb", "image_size": [h, w], "class_names": [...]}
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+
+class Job(Protocol):
+    """A kind of run (MNIST, folder): prepares data and model, evaluates the final model."""
+
+    def prepare(self, ctx: JobContext) -> Prepared: ...
+
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: RunStatus
+    reason: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
