@@ -9,10 +9,13 @@ RunStore. Failures never escape as exceptions: they end the run with status "fai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -34,6 +37,7 @@ from transferlab.core.models.schedules import OneCycle
 from transferlab.core.models.summary import summarize_model, summary_to_dict
 from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
+from transferlab.core.training.distribute import default_strategy, is_chief
 from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
 from transferlab.core.training.kinds import make_job
 
@@ -43,22 +47,21 @@ logger = logging.getLogger(__name__)
 BATCH_EVENT_INTERVAL = 0.05  # seconds: at most 20 batch events a second
 
 
-def default_strategy() -> tf.distribute.Strategy:
-    """MultiWorkerMirrored when TF_CONFIG is set, Mirrored over several GPUs, else the default strategy."""
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def run_training(config: RunConfig, reporter: Reporter | None = None, stop: StopFlag | None = None, *,
                  store: RunStore | None = None, strategy: tf.distribute.Strategy | None = None,
                  job: Job | None = None) -> RunResult:
     """Train, evaluate and store one run. Returns how it ended; never raises for a failed run."""
     reporter = reporter or null_reporter
     stop = stop or StopFlag()
-    store = store or RunStore()
+    strategy = strategy or default_strategy()
+    if not is_chief(strategy):  # every worker trains; only the chief stores the run
+        with _worker_store() as scratch:
+            return _run(config, reporter, stop, scratch, strategy, job)
+    return _run(config, reporter, stop, store or RunStore(), strategy, job)
+
+
+def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore, strategy: tf.distribute.Strategy,
+         job: Job | None) -> RunResult:
     run = store.create(config)
     ctx = JobContext(run.run_id, store, reporter, stop)
     recorder = _HistoryRecorder(store, run.run_id)
@@ -68,7 +71,6 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
     try:
         keras.utils.set_random_seed(config.fit.seed)
         job = job or make_job(config)
-        strategy = strategy or default_strategy()
         with strategy.scope():
             prepared = job.prepare(ctx)
             _compile(prepared, config)
@@ -101,6 +103,16 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
     logger.info("run %s %s %s", run.run_id, status, reason)
     reporter(RunFinished(run.run_id, status, reason, metrics))
     return RunResult(run.run_id, run.path, status, reason, metrics, list(recorder.history))
+
+
+@contextlib.contextmanager
+def _worker_store() -> Iterator[RunStore]:
+    """A run store for a non-chief worker: a temporary folder this process creates and removes."""
+    folder = tempfile.mkdtemp(prefix="transferlab-worker-")
+    try:
+        yield RunStore(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _compile(prepared: Prepared, config: RunConfig) -> None:
