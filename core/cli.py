@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export a run's model")
     export.add_argument("run")
-    export.add_argument("--format", choices=("keras", "savedmodel", "tflite"), default="keras")
+    export.add_argument("--format", choices=("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8"),
+                        default="keras")
     export.add_argument("--out", help="output path (default: inside the run folder)")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=_cmd_export)

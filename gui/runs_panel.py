@@ -30,7 +30,8 @@ from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = (("keras", "Keras (.keras)"), ("savedmodel", "TF SavedModel"), ("tflite", "TensorFlow Lite"))
+EXPORT_FORMATS = (("keras", "Keras (.keras)"), ("savedmodel", "TF SavedModel"), ("tflite", "TensorFlow Lite"),
+                  ("tflite-fp16", "TensorFlow Lite, float16 weights"), ("tflite-int8", "TensorFlow Lite, int8 (quantized)"))
 HIGHLIGHT = QColor("#fff1b8")
 BETTER, WORSE = QColor("#d9f2dc"), QColor("#f8dcdc")
 

@@ -8,6 +8,11 @@ Formats
   `images` [None, h, w, 3] (MNIST: [None, 28, 28], white digit on black) and returns {"probabilities":
   float32 [None, classes]}; the cast and all scaling happen inside.
 - "tflite": the same signature converted with tf.lite.TFLiteConverter (float32 weights, uint8 input).
+- "tflite-fp16": the same with float16 weights (half the size; computes in float32 on CPUs).
+- "tflite-int8": full-integer quantization (int8 weights and activations, TFLITE_BUILTINS_INT8 only), calibrated
+  on a representative set drawn from the run's training split (REPRESENTATIVE_LIMIT images); uint8 input,
+  float32 probabilities out.
+TFLite exports are verified with the LiteRT interpreter (ai-edge-litert), the successor of tf.lite.Interpreter.
 
 Every export is verified: the exported file is loaded back and run on the run's evaluation images (the test
 split, else the validation split, at most VERIFY_LIMIT; MNIST: the first 1,000 test digits) and compared
@@ -34,9 +39,12 @@ from transferlab.core.runs.store import RunStore
 
 logger = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("keras", "savedmodel", "tflite")
-DEFAULT_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
+FORMATS: tuple[str, ...] = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8")
+TFLITE_FORMATS = ("tflite", "tflite-fp16", "tflite-int8")
+DEFAULT_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite",
+                 "tflite-fp16": "model-fp16.tflite", "tflite-int8": "model-int8.tflite"}
 VERIFY_LIMIT = 1000
+REPRESENTATIVE_LIMIT = 200
 SERVING_KEY = "serving_default"
 OUTPUT_KEY = "probabilities"
 INPUT_KEY = "images"
@@ -61,7 +69,9 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
         with _atomic_dir(target) as tmp:
             write_savedmodel(model, input_shape, tmp)
     else:
-        data = tflite_bytes(model, input_shape)
+        representative = representative_images(store, run_id, info) if fmt == "tflite-int8" else None
+        data = tflite_bytes(model, input_shape, quantization=fmt.removeprefix("tflite").lstrip("-") or None,
+                            representative=representative)
         with atomic_target(target) as tmp:
             tmp.write_bytes(data)
     seconds = time.perf_counter() - started
@@ -123,8 +133,10 @@ def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.Pa
                          f"{type(exc).__name__}: {_one_line(exc)}") from exc
 
 
-def tflite_bytes(model: Any, input_shape: tuple[int, ...]) -> bytes:
-    """The serving signature as a TFLite flatbuffer (float32 weights, uint8 input).
+def tflite_bytes(model: Any, input_shape: tuple[int, ...], quantization: str | None = None,
+                 representative: np.ndarray | None = None) -> bytes:
+    """The serving signature as a TFLite flatbuffer (uint8 input, float32 probabilities out): float32 weights, or
+    `quantization` "fp16" (float16 weights) or "int8" (full-integer, calibrated on `representative` uint8 images).
 
     The variables are folded into constants first: converted straight from the SavedModel, Keras 3's
     BatchNormalization statistics stay resource variables that the TFLite interpreter never initialises
@@ -144,11 +156,33 @@ def tflite_bytes(model: Any, input_shape: tuple[int, ...]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="transferlab-export-") as folder:
         tf.saved_model.save(module, folder, signatures={SERVING_KEY: module.serve})
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[SERVING_KEY])
+        _quantize(converter, quantization, representative)
         try:
             return bytes(converter.convert())
         except Exception as exc:  # the converter raises ConverterError and assorted others
             raise ModelError(f"expected a model the TFLite converter accepts, got {type(exc).__name__}: "
                              f"{_one_line(exc)}") from exc
+
+
+def _quantize(converter: Any, quantization: str | None, representative: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    if quantization is None:
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+        return
+    if representative is None or not len(representative):
+        raise DataError("int8 export: expected representative images from the run's training split, got none")
+
+    def samples() -> Any:
+        for image in representative:
+            yield {INPUT_KEY: image[None]}
+
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
 
 
 # ---- readers (verification) ----
@@ -169,7 +203,9 @@ def run_export(fmt: str, path: str | os.PathLike[str], images: np.ndarray, batch
         serve = tf.saved_model.load(str(path)).signatures[SERVING_KEY]
         return np.concatenate([serve(**{INPUT_KEY: tf.constant(images[i:i + batch])})[OUTPUT_KEY].numpy()
                                for i in range(0, len(images), batch)])
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
     runner = interpreter.get_signature_runner(SERVING_KEY)
     return np.concatenate([runner(**{INPUT_KEY: images[i:i + batch]})[OUTPUT_KEY]
                            for i in range(0, len(images), batch)])
@@ -181,6 +217,11 @@ def verification_images(store: RunStore, run_id: str, info: dict[str, Any]) -> n
         from transferlab.core.data.mnist import load_mnist
 
         return np.asarray(load_mnist().test_images[:VERIFY_LIMIT], dtype=np.uint8)
+    return _split_images(store, run_id, info, "eval", VERIFY_LIMIT)
+
+
+def _split_images(store: RunStore, run_id: str, info: dict[str, Any], part: str, limit: int) -> np.ndarray:
+    """Up to `limit` images of the run's split: "train", or "eval" (test, else validation, else train)."""
     from transferlab.core.data.folders import DataSplit
     from transferlab.core.data.images import load_rgb
 
@@ -188,17 +229,30 @@ def verification_images(store: RunStore, run_id: str, info: dict[str, Any]) -> n
     if data is None:
         raise DataError(f"expected split.json in run {run_id} to verify the export, got none")
     split = DataSplit.from_dict(data)
-    items = split.test or split.val or split.train
+    items = split.train if part == "train" else split.test or split.val or split.train
+    if part == "train" and len(items) > limit:  # an even spread over the classes, not the first class only
+        items = [items[i] for i in np.linspace(0, len(items) - 1, limit).astype(int)]
     size = tuple(int(s) for s in info["image_size"])
     images = []
-    for relative, _ in items[:VERIFY_LIMIT]:
+    for relative, _ in items[:limit]:
         try:
             images.append(load_rgb(Path(split.root) / relative, size, min_size=1))
         except TransferlabError as exc:
-            logger.warning("verification skips %s: %s", relative, exc)
+            logger.warning("export skips %s: %s", relative, exc)
     if not images:
-        raise DataError(f"expected images of run {run_id}'s split under {split.root} to verify the export, got none")
+        raise DataError(f"expected images of run {run_id}'s split under {split.root} for the export, got none")
     return np.stack(images)
+
+
+def representative_images(store: RunStore, run_id: str, info: dict[str, Any]) -> np.ndarray:
+    """uint8 images from the run's training split (MNIST: training digits) to calibrate int8 quantization."""
+    if info.get("input") == "digits28":
+        from transferlab.core.data.mnist import load_mnist
+
+        train = load_mnist().train_images
+        picks = np.random.default_rng(0).choice(len(train), REPRESENTATIVE_LIMIT, replace=False)
+        return np.asarray(train[np.sort(picks)], dtype=np.uint8)
+    return _split_images(store, run_id, info, "train", REPRESENTATIVE_LIMIT)
 
 
 # ---- files ----

@@ -137,7 +137,7 @@ def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore
     export_run(folder_run.run_id, "keras", store=store)
     assert [r["format"] for r in store.read_json(folder_run.run_id, "exports.json")] == ["savedmodel", "tflite",
                                                                                        "keras"]
-    with pytest.raises(ConfigError, match="expected one of keras, savedmodel, tflite, got 'onnx'"):
+    with pytest.raises(ConfigError, match=r"expected one of keras, savedmodel, tflite, tflite-fp16, tflite-int8, got"):
         export_run(folder_run.run_id, "onnx", store=store)
 
 
@@ -147,3 +147,24 @@ def test_mnist_export_takes_raw_digits(mnist_run: RunResult, store: RunStore, tm
     record = store.read_json(mnist_run.run_id, "exports.json")[-1]
     assert record["samples"] == 1000 and record["input"]["shape"] == [None, 28, 28]
     assert record["agreement"] >= 0.999 and record["max_abs_diff"] < 1e-4
+
+
+@pytest.mark.parametrize(("fmt", "min_agreement", "max_diff"),
+                         [("tflite-fp16", 0.99, 0.02), ("tflite-int8", 0.75, 0.5)])
+def test_quantized_tflite_exports_are_smaller_and_agree(mnist_run: RunResult, store: RunStore, tmp_path: Path,
+                                                        fmt: str, min_agreement: float, max_diff: float) -> None:
+    # The run is a 1-epoch model on 500 digits with low margins, so int8 rounding flips more of its answers than it
+    # does on a trained model (bench/export.py measures that); a broken quantization would agree ~10 % of the time.
+    float_path = export_run(mnist_run.run_id, "tflite", store=store, out=tmp_path / "float.tflite")
+    path = export_run(mnist_run.run_id, fmt, store=store, out=tmp_path / f"{fmt}.tflite")
+    record = store.read_json(mnist_run.run_id, "exports.json")[-1]
+    assert record["format"] == fmt and record["samples"] == 1000
+    assert record["agreement"] >= min_agreement and record["max_abs_diff"] < max_diff, record
+    assert path.stat().st_size < 0.6 * float_path.stat().st_size
+    if fmt == "tflite-int8":  # full-integer: the weights are int8 tensors, the input stays raw uint8 pixels
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path))
+        types = {d["dtype"] for d in interpreter.get_tensor_details()}
+        assert np.int8 in types
+        assert interpreter.get_input_details()[0]["dtype"] == np.uint8
