@@ -13,6 +13,11 @@ subprocess (so ru_maxrss is that phase's peak memory; the frozen run's figure is
       per epoch (fit only, and amortised: the caching pass spread over the epochs; the naive per-epoch time
       leaves out its first epoch when more than one ran). Target >= 3x.
 `--quick` = 200 images, 3 epochs, 2 fine-tuning epochs.
+
+With --images above 1,000 (e.g. `--images 10000`) it measures scale instead: a frozen and a cached fine-tuned
+run (top --unfreeze blocks, --ft-epochs epochs) at 1,000 and at N images, side by side: extraction (caching)
+images/s, total time, time per image relative to 1,000 images (1.0 = linear), and peak memory (target <= 2 GB;
+cut-point activations beyond 256 MB stream to a memory-mapped file).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +56,8 @@ def _config(data: str, mode: str, epochs: int, unfreeze: int) -> Any:
                         fit=FitOptions(epochs=epochs, batch_size=BATCH, validation_split=0.2, seed=0))
 
 
-def phase_run(data: str, runs: str, mode: str, epochs: int, unfreeze: int) -> dict[str, Any]:
+def phase_run(data: str, runs: str, mode: str, epochs: int, unfreeze: int,
+              skip_extract: bool = False) -> dict[str, Any]:
     """A run through run_training; times of its phases from the events."""
     from transferlab.core.events import EpochEnded, PhaseProgress, RunStarted
     from transferlab.core.runs.store import RunStore
@@ -69,7 +76,7 @@ def phase_run(data: str, runs: str, mode: str, epochs: int, unfreeze: int) -> di
         elif isinstance(event, EpochEnded):
             epoch_ends.append(now)
 
-    before = phase_extract(data)["extract_s"] if mode == "frozen" else None
+    before = phase_extract(data)["extract_s"] if mode == "frozen" and not skip_extract else None
     started = time.perf_counter()
     result = run_training(_config(data, mode, epochs, unfreeze), reporter, store=RunStore(runs))
     total = time.perf_counter() - started
@@ -143,7 +150,8 @@ def phase_naive(data: str, mode: str, epochs: int, unfreeze: int) -> dict[str, A
 
 def child_main(args: argparse.Namespace) -> None:
     if args.child == "run":
-        result = phase_run(args.data, args.runs, args.mode, args.epochs, args.unfreeze)
+        result = phase_run(args.data, args.runs, args.mode, args.epochs, args.unfreeze,
+                           skip_extract=args.skip_extract == "True")
     else:
         result = phase_naive(args.data, args.mode, args.epochs, args.unfreeze)
     Path(args.result).write_text(json.dumps(result), encoding="utf-8")
@@ -195,6 +203,7 @@ def main() -> None:
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--runs", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="frozen", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-extract", default="False", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(args)
@@ -204,6 +213,9 @@ def main() -> None:
     args.ft_epochs = args.ft_epochs or args.epochs
     naive_epochs = max(1, min(args.naive_epochs, args.epochs))
 
+    if args.images > 1000:
+        scale(args)
+        return
     with tempfile.TemporaryDirectory(prefix="transferlab-bench-") as tmp:
         out = Path(tmp)
         started = time.perf_counter()
@@ -243,6 +255,41 @@ def main() -> None:
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2), encoding="utf-8")
         print(f"\nJSON written to {args.json_out}")
+
+
+def scale(args: argparse.Namespace) -> None:
+    """Frozen and cached fine-tuned runs at 1,000 and args.images images, side by side."""
+    sizes = (1000, args.images)
+    ft_epochs = args.ft_epochs or 3
+    results: dict[str, Any] = {"sizes": list(sizes), "unfreeze": args.unfreeze, "epochs": args.epochs,
+                               "ft_epochs": ft_epochs, "cpu_count": os.cpu_count(), "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="transferlab-bench-") as tmp:
+        out = Path(tmp)
+        for n in sizes:
+            started = time.perf_counter()
+            data = str(make_images(out / f"images-{n}", n))
+            print(f"generated {n} JPEGs 224×224 in {time.perf_counter() - started:.1f} s", flush=True)
+            runs = str(out / f"runs-{n}")
+            results["runs"][f"frozen-{n}"] = child("run", out, data=data, runs=runs, mode="frozen",
+                                                   epochs=args.epochs, unfreeze=0, skip_extract=True)
+            results["runs"][f"finetune-{n}"] = child("run", out, data=data, runs=runs, mode="finetune",
+                                                     epochs=ft_epochs, unfreeze=args.unfreeze)
+            shutil.rmtree(data, ignore_errors=True)
+    print(f"\nscale: EfficientNet-Lite0, 224×224 JPEGs, batch {BATCH}, validation 20 %, {os.cpu_count()} cores")
+    print(f"  {'run':<22} {'images':>7} {'caching img/s':>14} {'total s':>9} {'s per image':>12} "
+          f"{'vs 1,000':>9} {'peak MB':>8}")
+    for mode in ("frozen", "finetune"):
+        base = results["runs"][f"{mode}-{sizes[0]}"]
+        for n in sizes:
+            run = results["runs"][f"{mode}-{n}"]
+            per_image = run["total_s"] / n
+            results["runs"][f"{mode}-{n}"]["per_image_vs_1000"] = per_image / (base["total_s"] / sizes[0])
+            label = f"{mode}" + (f" top {args.unfreeze}, {ft_epochs} ep" if mode == "finetune" else
+                                 f", {args.epochs} ep")
+            print(f"  {label:<22} {n:>7} {n / run['cache_s']:>14.1f} {run['total_s']:>9.1f} {per_image:>12.4f} "
+                  f"{run['per_image_vs_1000']:>9.2f} {run['peak_mb']:>8.0f}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 
 def report(r: dict[str, Any]) -> None:

