@@ -11,13 +11,14 @@ from PySide6.QtWidgets import QMessageBox
 
 from core.config import mnist_preset
 from core.runs import RunStore
-from gui.runs_panel import RunsPanel
 
 YES, NO = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
 
 
 @pytest.fixture
 def view(qtbot, tmp_path):
+    from gui.runs_panel import RunsPanel  # imported here, as in the other GUI tests (matplotlib's Qt backend)
+
     store = RunStore(tmp_path / "runs")
     ids = []
     for model in ("ann", "cnn", "fast"):
@@ -45,7 +46,7 @@ def _answers(monkeypatch, *answers: QMessageBox.StandardButton) -> list[str]:
     return asked
 
 
-def _shown_ids(panel: RunsPanel) -> set[str]:
+def _shown_ids(panel) -> set[str]:
     return {panel.table.item(row, 1).text() for row in range(panel.table.rowCount())}
 
 
