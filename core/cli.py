@@ -83,23 +83,40 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=_cmd_export)
 
-    runs = commands.add_parser("runs", help="list, show, compare or delete stored runs").add_subparsers(
+    _add_runs_commands(commands)
+    return parser
+
+
+def _add_runs_commands(commands: Any) -> None:
+    runs = commands.add_parser("runs", help="list, show, compare, delete or restore stored runs").add_subparsers(
         dest="action", required=True)
-    listing = runs.add_parser("list")
+    run_help = "run id, unique prefix, or 'latest' (the newest run that is not damaged)"
+    listing = runs.add_parser("list", help="all runs, newest first; damaged ones with the reason")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_cmd_runs_list)
-    show = runs.add_parser("show")
-    show.add_argument("run")
+    show = runs.add_parser("show", help="one run: config, status, history, metrics (or why it is damaged)")
+    show.add_argument("run", help=run_help)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_cmd_runs_show)
-    diff = runs.add_parser("compare")
-    diff.add_argument("runs", nargs="+")
+    diff = runs.add_parser("compare", help="config differences and metrics side by side")
+    diff.add_argument("runs", nargs="+", help=run_help)
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(handler=_cmd_runs_compare)
-    delete = runs.add_parser("delete")
-    delete.add_argument("runs", nargs="+")
+    delete = runs.add_parser("delete", help="move runs to the trash (see 'runs restore'); a run still training "
+                             "cannot be deleted")
+    delete.add_argument("runs", nargs="+", help=run_help)
+    delete.add_argument("--purge", action="store_true", help="remove for good instead (also runs already in the "
+                        "trash)")
     delete.set_defaults(handler=_cmd_runs_delete)
-    return parser
+    restore = runs.add_parser("restore", help="bring deleted runs back from the trash")
+    restore.add_argument("runs", nargs="+", help="id or unique prefix from 'runs trash', or 'latest' (the run "
+                         "deleted last)")
+    restore.set_defaults(handler=_cmd_runs_restore)
+    trash = runs.add_parser("trash", help="the deleted runs that can still be restored")
+    trash.add_argument("--json", action="store_true")
+    trash.set_defaults(handler=_cmd_runs_trash)
+    empty = runs.add_parser("empty-trash", help="remove every run in the trash for good")
+    empty.set_defaults(handler=_cmd_runs_empty_trash)
 
 
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
@@ -257,11 +274,15 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     runs = RunStore().list()
     if args.json:
         _out(json.dumps([{"run_id": r.run_id, "kind": r.kind, "title": r.title(), "status": r.status,
-                          "epochs": r.epochs_done, "metrics": _scalar_metrics(r.metrics)} for r in runs]))
+                          "reason": r.reason, "epochs": r.epochs_done, "metrics": _scalar_metrics(r.metrics)}
+                         for r in runs]))
         return EXIT_OK
     if not runs:
         _out("no runs yet: try 'transferlab train mnist'")
     for run in runs:
+        if run.damaged:
+            _out(f"{run.run_id:44} {run.status:11} {run.reason}")
+            continue
         accuracy = run.metrics.get("accuracy")
         shown = f"{accuracy:.4f}" if isinstance(accuracy, float) else "-"
         _out(f"{run.run_id:44} {run.status:11} epochs {run.epochs_done:3}  accuracy {shown:7}  {run.title()}")
@@ -269,12 +290,20 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from transferlab.core.errors import RunStoreError
     from transferlab.core.runs.store import RunStore
 
     store = RunStore()
-    run = store.get(store.resolve(args.run))
+    run = store.get(args.run)
+    try:
+        history: Any = store.history(run.run_id)
+    except RunStoreError:
+        history = None  # the reason is in "reason"
     data = {"run_id": run.run_id, "path": str(run.path), "status": run.status, "reason": run.reason,
-            "config": run.config, "history": store.history(run.run_id), "metrics": _scalar_metrics(run.metrics)}
+            "config": run.config, "history": history, "metrics": _scalar_metrics(run.metrics)}
+    if run.damaged:
+        data["damaged"] = (f"run {run.run_id} is damaged: {run.reason}. The readable parts are shown; "
+                           "'transferlab runs delete' moves it to the trash.")
     _out(json.dumps(data, indent=None if args.json else 2))
     return EXIT_OK
 
@@ -299,11 +328,46 @@ def _cmd_runs_compare(args: argparse.Namespace) -> int:
 def _cmd_runs_delete(args: argparse.Namespace) -> int:
     from transferlab.core.runs.store import RunStore
 
+    names = RunStore().delete_runs(args.runs, purge=args.purge)  # all checked first: a typo deletes nothing
+    for name in names:
+        _out(f"deleted {name} for good" if args.purge else
+             f"deleted {name} (moved to the trash; undo with 'transferlab runs restore {name}')")
+    return EXIT_OK
+
+
+def _cmd_runs_restore(args: argparse.Namespace) -> int:
+    from transferlab.core.runs.store import RunStore
+
     store = RunStore()
-    ids = [store.resolve(run) for run in args.runs]  # resolve all first: nothing is deleted on a typo
-    for run_id in ids:
-        store.delete(run_id)
-        _out(f"deleted {run_id}")
+    paths = [store.locate(run, trashed=True) for run in args.runs]  # all checked first
+    for path in dict.fromkeys(paths):
+        _out(f"restored {store.restore(path.name)}")
+    return EXIT_OK
+
+
+def _cmd_runs_trash(args: argparse.Namespace) -> int:
+    import time
+
+    from transferlab.core.runs.store import RunStore
+
+    runs = RunStore().trashed()
+    if args.json:
+        _out(json.dumps([{"run_id": r.run_id, "title": r.title(), "status": r.status, "deleted": r.deleted}
+                         for r in runs]))
+        return EXIT_OK
+    if not runs:
+        _out("the trash is empty")
+    for run in runs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.deleted))
+        _out(f"{run.run_id:44} deleted {when}  {run.title()}")
+    return EXIT_OK
+
+
+def _cmd_runs_empty_trash(args: argparse.Namespace) -> int:
+    from transferlab.core.runs.store import RunStore
+
+    count = RunStore().empty_trash()
+    _out(f"deleted {count} run{'s' if count != 1 else ''} in the trash for good")
     return EXIT_OK
 
 

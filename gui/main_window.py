@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.model_panel.compareRequested.connect(self.start_compare)
         self.runs_panel.showResults.connect(self.show_results)
         self.runs_panel.classifyWith.connect(self._on_classify_with)
+        self.runs_panel.changed.connect(lambda: self.classify_panel.refresh_runs(self.runs_panel.runs))
         self.tabs.currentChanged.connect(self._on_tab)
 
     # ---- messages ----

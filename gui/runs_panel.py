@@ -1,5 +1,8 @@
 """The Runs panel: every stored run (it survives restarts); select two or more to compare curves, metrics,
-per-class scores and configs (differences highlighted); export, delete, open a run's results."""
+per-class scores and configs (differences highlighted); export, delete, open a run's results.
+
+Damaged runs are listed with the reason (they cannot be opened, compared or exported, only deleted). Delete asks
+first, moves the runs to the store's trash and offers Undo; "Empty trash" removes them for good (it asks too)."""
 
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -31,7 +36,8 @@ from transferlab.gui.worker import KERAS_LOCK, Task
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = (("keras", "Keras (.keras)"), ("savedmodel", "TF SavedModel"), ("tflite", "TensorFlow Lite"),
-                  ("tflite-fp16", "TensorFlow Lite, float16 weights"), ("tflite-int8", "TensorFlow Lite, int8 (quantized)"))
+                  ("tflite-fp16", "TensorFlow Lite, float16 weights"),
+                  ("tflite-int8", "TensorFlow Lite, int8 (quantized)"))
 HIGHLIGHT = QColor("#fff1b8")
 BETTER, WORSE = QColor("#d9f2dc"), QColor("#f8dcdc")
 
@@ -42,6 +48,7 @@ class RunsPanel(QWidget):
     message = Signal(str, str)
     compared = Signal(list)  # run ids now compared
     exported = Signal(str)  # path
+    changed = Signal()  # runs were deleted or restored
 
     def __init__(self, store: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +56,7 @@ class RunsPanel(QWidget):
         self.runs: list[Any] = []
         self.comparison: dict[str, Any] = {}
         self._tasks: list[Task] = []
+        self._undo_names: list[str] = []  # the runs the last Delete moved to the trash
         self._build()
 
     def _build(self) -> None:
@@ -72,6 +80,10 @@ class RunsPanel(QWidget):
             self.export_combo.addItem(label, key)
         self.export_button = QPushButton("Export")
         self.delete_button = QPushButton("Delete")
+        self.delete_button.setToolTip("Move the selected runs to the trash (asks first; can be undone)")
+        self.empty_trash_button = QPushButton("Empty trash")
+        self.empty_trash_button.setToolTip("Remove the deleted runs for good")
+        self.empty_trash_button.clicked.connect(self._on_empty_trash)
         self.refresh_button.clicked.connect(self.refresh)
         self.results_button.clicked.connect(self._on_results)
         self.classify_button.clicked.connect(self._on_classify)
@@ -84,9 +96,11 @@ class RunsPanel(QWidget):
         buttons.addWidget(self.export_combo)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.delete_button)
+        buttons.addWidget(self.empty_trash_button)
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self._build_undo_bar())
         top_layout.addWidget(self.table, 1)
         top_layout.addLayout(buttons)
 
@@ -115,6 +129,19 @@ class RunsPanel(QWidget):
         layout.addWidget(splitter)
         self._update_buttons()
 
+    def _build_undo_bar(self) -> QFrame:
+        self.undo_bar = QFrame()
+        self.undo_bar.setStyleSheet("QFrame{background:#fff4d6;border-radius:4px;}")
+        self.undo_label = QLabel()
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo_delete)
+        layout = QHBoxLayout(self.undo_bar)
+        layout.setContentsMargins(8, 2, 2, 2)
+        layout.addWidget(self.undo_label, 1)
+        layout.addWidget(self.undo_button)
+        self.undo_bar.hide()
+        return self.undo_bar
+
     def _table(self) -> QTableWidget:
         table = QTableWidget(0, 0)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -139,16 +166,28 @@ class RunsPanel(QWidget):
             accuracy = run.metrics.get("accuracy")
             values = [run.title(), run.run_id, run.status + (f" ({run.reason})" if run.reason else ""),
                       f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—", str(run.epochs_done),
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created))]
+                      _when(run.created)]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, run.run_id)
                 if c == 2 and run.status not in ("finished",):
                     item.setForeground(QColor("#a60" if run.status == "stopped" else "#a00"))
+                if run.damaged:
+                    item.setToolTip(f"This run is damaged: {run.reason}. It can only be deleted.")
                 self.table.setItem(r, c, item)
         self.select(list(selected))
         self.table.blockSignals(False)
         self._on_selection()
+        self._update_trash_button()
+
+    def _update_trash_button(self) -> None:
+        try:
+            count = len(self.store.trashed())
+        except Exception:
+            logger.exception("listing the trash")
+            count = 0
+        self.empty_trash_button.setText(f"Empty trash ({count})" if count else "Empty trash")
+        self.empty_trash_button.setEnabled(count > 0)
 
     def selected_ids(self) -> list[str]:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
@@ -167,7 +206,7 @@ class RunsPanel(QWidget):
         ids = self.selected_ids()
         one = len(ids) == 1
         run = next((r for r in self.runs if ids and r.run_id == ids[0]), None)
-        self.results_button.setEnabled(one)
+        self.results_button.setEnabled(bool(one and run is not None and not run.damaged))
         has_model = bool(one and run is not None and run.has_model)
         self.classify_button.setEnabled(has_model)
         self.export_button.setEnabled(has_model)
@@ -175,15 +214,23 @@ class RunsPanel(QWidget):
 
     def _on_selection(self) -> None:
         self._update_buttons()
-        ids = self.selected_ids()
+        damaged = {run.run_id for run in self.runs if run.damaged}
+        ids = [run_id for run_id in self.selected_ids() if run_id not in damaged]
+        left_out = len(self.selected_ids()) - len(ids)
         if len(ids) >= 2:
             self.compare(ids)
+            if left_out:
+                self.compare_hint.setText(f"{self.compare_hint.text()} {left_out} damaged run(s) left out.")
         else:
-            self.compare_hint.setText("Select two or more runs (Ctrl/Shift-click) to compare them.")
+            self.compare_hint.setText("Select two or more runs (Ctrl/Shift-click) to compare them."
+                                      + (" Damaged runs cannot be compared." if left_out else ""))
 
     def _on_results(self) -> None:
         ids = self.selected_ids()
-        if ids:
+        run = next((r for r in self.runs if ids and r.run_id == ids[0]), None)
+        if run is not None and run.damaged:
+            self.message.emit(f"Run {run.run_id} is damaged: {run.reason}", "error")
+        elif ids:
             self.showResults.emit(ids[0])
 
     def _on_classify(self) -> None:
@@ -192,12 +239,74 @@ class RunsPanel(QWidget):
             self.classifyWith.emit(ids[0])
 
     def _on_delete(self) -> None:
-        for run_id in self.selected_ids():
+        ids = self.selected_ids()
+        if not ids:
+            return
+        titles = {run.run_id: run.title() for run in self.runs}
+        listed = "\n".join(f"• {titles.get(run_id, run_id)}  [{run_id}]" for run_id in ids[:10])
+        more = f"\n… and {len(ids) - 10} more" if len(ids) > 10 else ""
+        what = "this run" if len(ids) == 1 else f"these {len(ids)} runs"
+        answer = QMessageBox.question(
+            self, "Delete runs", f"Delete {what}?\n\n{listed}{more}\n\nThey are moved to the trash: you can undo "
+            "this until the trash is emptied.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            names = self.store.delete_runs(ids)  # all checked first: a run still training deletes nothing
+        except Exception as exc:
+            logger.exception("deleting %s", ids)
+            self.message.emit(f"Nothing was deleted: {exc}", "error")
+            return
+        self._undo_names = names
+        self.undo_label.setText(f"Deleted {len(names)} run{'s' if len(names) != 1 else ''} (moved to the trash).")
+        self.undo_bar.show()
+        self.refresh()
+        self.changed.emit()
+
+    def undo_delete(self) -> None:
+        """Bring back the runs the last Delete moved to the trash."""
+        restored, errors = [], []
+        for name in self._undo_names:
             try:
-                self.store.delete(run_id)
+                restored.append(self.store.restore(name))
             except Exception as exc:
-                logger.exception("deleting %s", run_id)
-                self.message.emit(f"Could not delete run {run_id}: {exc}", "error")
+                logger.exception("restoring %s", name)
+                errors.append(str(exc))
+        self._undo_names = []
+        self.undo_bar.hide()
+        self.refresh()
+        self.select(restored)
+        if errors:
+            self.message.emit(f"Could not restore every run: {errors[0]}", "error")
+        else:
+            self.message.emit(f"Restored {len(restored)} run{'s' if len(restored) != 1 else ''}.", "success")
+        self.changed.emit()
+
+    def _on_empty_trash(self) -> None:
+        try:
+            count = len(self.store.trashed())
+        except Exception as exc:
+            logger.exception("listing the trash")
+            self.message.emit(f"Could not read the trash: {exc}", "error")
+            return
+        if not count:
+            return
+        answer = QMessageBox.question(
+            self, "Empty trash", f"Remove the {count} deleted run{'s' if count != 1 else ''} in the trash for "
+            "good?\n\nThis cannot be undone.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            removed = self.store.empty_trash()
+        except Exception as exc:
+            logger.exception("emptying the trash")
+            self.message.emit(f"Could not empty the trash: {exc}", "error")
+        else:
+            self.message.emit(f"Removed {removed} run{'s' if removed != 1 else ''} for good.", "success")
+        self._undo_names = []
+        self.undo_bar.hide()
         self.refresh()
 
     # ---- compare ----
@@ -304,3 +413,10 @@ class RunsPanel(QWidget):
     def _on_exported(self, path: Any) -> None:
         self.message.emit(f"Exported to {path}", "success")
         self.exported.emit(str(path))
+
+
+def _when(seconds: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return "—"

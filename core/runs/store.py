@@ -1,36 +1,58 @@
 """The run store: every run is a folder holding its config, history, metrics and model.
 
-Layout of one run folder (every file written atomically):
+Layout of one run folder (every file written atomically and fsynced, see transferlab.core.atomic):
     config.json     the RunConfig (see core.config.config_to_dict)
-    status.json     status (running|finished|stopped|failed), reason, pid, created/updated times
+    status.json     status (running|finished|stopped|failed), reason, pid and the process's start token
+                    (transferlab.core.processes), created/updated times
     history.json    one dict per finished epoch, rewritten after every epoch
     summary.json    data summary and model summary, written when training starts
     metrics.json    evaluation results (test or validation set)
     model.keras     the trained model (loaded with Keras safe_mode)
     split.json      folder runs: the exact train/validation/test split
-A run whose status says "running" but whose process is gone is listed as "interrupted".
+A run whose status says "running" but whose process is gone (or whose pid now belongs to another process) is
+listed as "interrupted". A run folder whose files cannot be read, or hold the wrong kind of JSON, is listed as
+"damaged" with the reason; it never hides the other runs.
+
+Run ids are the names of the folders directly inside the store. Every id a user gives goes through one checked
+function, `RunStore.locate`: an exact id, a unique prefix, or "latest"; never a path, a pattern, a hidden name or
+a link. Deleting moves a run into `<store>/.trash/` (hidden from the list; `restore` brings it back); only
+`purge`/`empty_trash` remove runs for good. A run that is still training cannot be deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transferlab.core.atomic import atomic_target, write_json_atomic
+from transferlab.core import processes
+from transferlab.core.atomic import atomic_target, fsync_dir, remove_stale_temps, temp_sibling, write_json_atomic
 from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
 from transferlab.core.errors import ConfigError, RunStoreError, first_line
 
 logger = logging.getLogger(__name__)
 
 ENV_HOME = "TRANSFERLAB_HOME"
-RUN_STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
+STORED_STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
+RUN_STATUSES = (*STORED_STATUSES, "damaged")
+TRASH_DIR = ".trash"
+MAX_JSON_BYTES = 256 * 1024 * 1024  # far above any real history/metrics file; refuses a planted huge file
+MAX_ID_BYTES = 255  # the longest file name most file systems allow
+_RUN_FILES = ("config.json", "status.json")  # a folder with neither is not a run (e.g. a user's own folder)
+_WILDCARDS = frozenset("*?[]")
+_JSON_TYPES: dict[str, type] = {"config.json": dict, "status.json": dict, "history.json": list,
+                                "metrics.json": dict, "summary.json": dict, "model_info.json": dict,
+                                "split.json": dict}
+_CREATE_ATTEMPTS = 1000
 
 
 def default_runs_dir() -> Path:
@@ -45,7 +67,7 @@ def default_runs_dir() -> Path:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What the runs list shows about one stored run."""
+    """What the runs list shows about one stored run. A damaged run has status "damaged" and the reason."""
 
     run_id: str
     path: Path
@@ -57,18 +79,56 @@ class RunInfo:
     config: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
     epochs_done: int = 0
+    deleted: float = 0.0  # runs in the trash: when they were deleted
+
+    @property
+    def damaged(self) -> bool:
+        return self.status == "damaged"
 
     @property
     def has_model(self) -> bool:
-        return (self.path / "model.keras").is_file()
+        return not self.damaged and (self.path / "model.keras").is_file()
 
     def title(self) -> str:
         """A short human label, e.g. 'mnist fast' or 'folder frozen (flowers)'."""
         if self.kind == "mnist":
             label = f"mnist {self.config.get('model', '?')}"
+        elif self.kind == "folder":
+            label = f"{Path(str(self.config.get('data_dir', '?'))).name} {self.config.get('mode', '?')}"
         else:
-            label = f"{Path(self.config.get('data_dir', '?')).name} {self.config.get('mode', '?')}"
+            label = "damaged run" if self.damaged else str(self.kind)
         return f"{self.name} — {label}" if self.name else label
+
+
+def check_run_id(text: Any) -> str:
+    """`text` if it can only name a folder directly inside the store; RunStoreError (one line) saying why not."""
+    problem = _id_problem(text)
+    if problem:
+        raise RunStoreError(f"expected a run id from 'transferlab runs list' (the name of a run folder), "
+                            f"got {_shown(text)}: {problem}")
+    return text
+
+
+def _id_problem(text: Any) -> str:
+    if not isinstance(text, str):
+        return "not text"
+    if not text:
+        return "an empty id"
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        return f"longer than {MAX_ID_BYTES} bytes"
+    if "\0" in text:
+        return "a NUL byte"
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        return "a control character"
+    if any(sep in text for sep in ("/", "\\", os.sep, os.altsep or "/")):
+        return "a path, not a name"
+    if text.startswith("."):
+        return "a hidden or relative name"
+    if _WILDCARDS.intersection(text):
+        return "a wildcard pattern (ids are matched exactly or by prefix)"
+    if ":" in text:
+        return "a ':' (a drive or stream name)"
+    return ""
 
 
 class RunStore:
@@ -76,41 +136,47 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_runs_dir()
+        self._cleaned = False
 
     # ---- writing (the training call uses these) ----
 
     def create(self, config: RunConfig) -> RunInfo:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tag = config.model if config.kind == "mnist" else config.mode
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.kind}-{tag}-{secrets.token_hex(2)}"
-        path = self.root / run_id
-        path.mkdir()
+        """A new run folder. Ids never collide: the folder is made with an exclusive mkdir, retried under
+        another name when a run started in the same second (in any process) took it."""
+        self._make_root()
+        self._clean_once()
         now = time.time()
+        path = self._new_run_folder(config, now)
         try:
             write_json_atomic(path / "config.json", config_to_dict(config))
             write_json_atomic(path / "status.json", {"status": "running", "reason": "", "pid": os.getpid(),
+                                                     "pid_start": processes.current_token(),
                                                      "created": now, "updated": now})
             write_json_atomic(path / "history.json", [])
         except RunStoreError:
-            shutil.rmtree(path, ignore_errors=True)  # no half-made run folder
+            shutil.rmtree(path, ignore_errors=True)  # no half-made run folder (this call made it)
             raise
         logger.info("created run %s", path)
-        return self.get(run_id)
+        return self.get(path.name)
 
     def set_status(self, run_id: str, status: str, reason: str = "") -> None:
-        path = self._path(run_id)
-        current = _read_json(path / "status.json", default={})
+        path = self.locate(run_id)
+        try:
+            current = _load_json(path / "status.json", dict)
+        except (FileNotFoundError, RunStoreError):
+            current = {}
         current.update(status=status, reason=reason, updated=time.time())
         write_json_atomic(path / "status.json", current)
 
     def write_history(self, run_id: str, history: list[dict[str, Any]]) -> None:
-        write_json_atomic(self._path(run_id) / "history.json", history)
+        write_json_atomic(self.locate(run_id) / "history.json", history)
 
     def write_json(self, run_id: str, filename: str, obj: Any) -> None:
-        write_json_atomic(self._path(run_id) / filename, obj)
+        write_json_atomic(self.locate(run_id) / _plain_name(filename), obj)
 
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
-        target = self._path(run_id) / filename
+        """Save atomically and durably: a temp file, fsynced, renamed over the target, the folder fsynced."""
+        target = self.locate(run_id) / _plain_name(filename)
         with atomic_target(target) as tmp:
             model.save(tmp)
         return target
@@ -118,51 +184,87 @@ class RunStore:
     # ---- reading ----
 
     def list(self) -> list[RunInfo]:
-        """All readable runs, newest first. Folders that vanish or are unreadable while listing are skipped."""
-        if not self.root.is_dir():
-            return []
+        """All runs, newest first; damaged ones too (status "damaged", the reason in `reason`)."""
+        self._clean_once()
         runs = []
-        for path in self.root.iterdir():
-            if path.name.startswith(".") or not path.is_dir():
+        for name in self._folder_names(self.root):
+            path = self.root / name
+            if not _is_run_folder(path):
+                logger.debug("not a run folder (no config.json or status.json): %s", path)
                 continue
-            try:
-                runs.append(self._read(path))
-            except (RunStoreError, OSError) as exc:
-                logger.warning("skipping run folder %s: %s", path.name, exc)
+            run = self._read(path)
+            if run.damaged and not path.is_dir():
+                continue  # deleted while listing
+            runs.append(run)
         return sorted(runs, key=lambda run: (run.created, run.run_id), reverse=True)
 
+    def trashed(self) -> list[RunInfo]:
+        """The runs in the trash, most recently deleted first."""
+        trash = self._trash(create=False)
+        runs = []
+        for name in self._folder_names(trash):
+            path = trash / name
+            if _is_run_folder(path):
+                with contextlib.suppress(OSError):
+                    deleted = path.lstat().st_mtime
+                    runs.append(self._read(path, deleted=deleted))
+        return sorted(runs, key=lambda run: (run.deleted, run.run_id), reverse=True)
+
     def get(self, run_id: str) -> RunInfo:
-        return self._read(self._path(run_id))
+        return self._read(self.locate(run_id))
 
     def resolve(self, run_id: str) -> str:
-        """The full id for an id or a unique prefix of one; 'latest' means the newest run."""
+        """The full id for an id or a unique prefix of one; 'latest' means the newest run that is not damaged."""
+        return self.locate(run_id).name
+
+    def locate(self, run_id: str, trashed: bool = False) -> Path:
+        """The one checked way from a user's run id to a folder: an exact id, a unique prefix of one, or
+        'latest', among the real (not linked) run folders directly inside the store (or its trash). The id is
+        never joined to a path before it has matched the name of such a folder."""
+        folder = self._trash(create=False) if trashed else self.root
+        where = "the trash" if trashed else str(self.root)
+        listing = "transferlab runs trash" if trashed else "transferlab runs list"
         if run_id == "latest":
-            runs = self.list()
+            runs = self.trashed() if trashed else [run for run in self.list() if not run.damaged]
             if not runs:
-                raise RunStoreError(f"expected at least one run in {self.root}, got none")
-            return runs[0].run_id
-        if run_id and (self.root / run_id / "config.json").is_file():
-            return run_id
-        matches = [p.name for p in self.root.glob(f"{run_id}*") if (p / "config.json").is_file()] \
-            if run_id and "/" not in run_id and self.root.is_dir() else []
+                raise RunStoreError(f"expected at least one run in {where}, got none")
+            return runs[0].path
+        name = check_run_id(run_id)
+        names = self._folder_names(folder)
+        if name in names and _is_run_folder(folder / name):
+            return _inside(folder, name)
+        matches = [n for n in names if n.startswith(name) and _is_run_folder(folder / n)]
         if len(matches) == 1:
-            return matches[0]
+            return _inside(folder, matches[0])
         if not matches:
-            raise RunStoreError(f"expected a run id from 'transferlab runs list', got {run_id!r} "
-                                f"(no such run in {self.root})")
-        raise RunStoreError(f"expected a unique run id, got {run_id!r}, which matches {len(matches)} runs")
+            raise RunStoreError(f"expected a run id from '{listing}', got {name!r} (no such run in {where})")
+        raise RunStoreError(f"expected a unique run id, got {name!r}, which matches {len(matches)} runs")
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
-        return _read_json(self._path(run_id) / "history.json", default=[])
+        path = self.locate(run_id)
+        history = self._typed(path, "history.json", default=[])
+        problems = _history_problems(history)
+        if problems:
+            raise RunStoreError(f"run {path.name} is damaged: {problems[0]}")
+        return history
 
     def read_json(self, run_id: str, filename: str, default: Any = None) -> Any:
-        return _read_json(self._path(run_id) / filename, default=default)
+        """A JSON file of the run; the known files (config, status, history, metrics, summary, model_info, split)
+        are checked to hold the right kind of JSON."""
+        return self._typed(self.locate(run_id), _plain_name(filename), default=default)
 
     def config(self, run_id: str) -> RunConfig:
-        return config_from_dict(_read_json(self._path(run_id) / "config.json"))
+        path = self.locate(run_id)
+        data = self._typed(path, "config.json")
+        try:
+            return config_from_dict(data)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise RunStoreError(f"run {path.name} is damaged: config.json: {first_line(exc)}") from exc
 
     def model_path(self, run_id: str) -> Path:
-        path = self._path(run_id) / "model.keras"
+        path = self.locate(run_id) / "model.keras"
         if not path.is_file():
             raise RunStoreError(f"expected a trained model in run {run_id}, got none (the run "
                                 f"{self.get(run_id).status} before saving one)")
@@ -181,18 +283,87 @@ class RunStore:
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
 
-    def delete(self, run_id: str) -> None:
-        path = self._path(run_id)
-        # Rename first so a half-deleted folder never shows up as a broken run.
-        trash = path.with_name(f".deleting-{path.name}")
-        os.replace(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    # ---- deleting (the trash) ----
+
+    def delete(self, run_id: str, purge: bool = False) -> str:
+        """Move a run into the trash (or, with purge, remove it for good). Returns its name in the trash."""
+        path = self.locate(run_id)
+        self._refuse_if_training(path)
+        if purge:
+            self._purge(path)
+            return path.name
+        trash = self._trash(create=True)
+        name = _free_name(trash, path.name)
+        try:
+            os.rename(path, trash / name)
+        except OSError as exc:
+            raise RunStoreError(f"expected to move run {path.name} into the trash, got {exc.strerror or exc}") \
+                from exc
+        with contextlib.suppress(OSError):
+            os.utime(trash / name)  # its time in the trash is when it was deleted
+            fsync_dir(self.root)
+            fsync_dir(trash)
+        logger.info("moved run %s to the trash as %s", path.name, name)
+        return name
+
+    def delete_runs(self, run_ids: list[str], purge: bool = False) -> list[str]:
+        """Delete several runs: every id is resolved and checked first, so a typo or a run still training
+        deletes nothing. With purge, ids of runs already in the trash are removed from it for good. Returns
+        the names in the trash (or the purged names)."""
+        targets = [self._deletion_target(run_id, purge) for run_id in run_ids]
+        for path, _in_trash in targets:
+            self._refuse_if_training(path)
+        done = []
+        for path, in_trash in dict.fromkeys(targets):
+            if in_trash:
+                self._purge(path)
+                done.append(path.name)
+            else:
+                done.append(self.delete(path.name, purge=purge))
+        return done
+
+    def restore(self, run_id: str) -> str:
+        """Bring a run back from the trash under its name. Returns that name."""
+        path = self.locate(run_id, trashed=True)
+        target = self.root / path.name
+        if os.path.lexists(target):
+            raise RunStoreError(f"expected no run named {path.name} in {self.root} to restore the deleted one, "
+                                "got one")
+        try:
+            os.rename(path, target)
+        except OSError as exc:
+            raise RunStoreError(f"expected to restore run {path.name}, got {exc.strerror or exc}") from exc
+        with contextlib.suppress(OSError):
+            fsync_dir(path.parent)
+            fsync_dir(self.root)
+        logger.info("restored run %s from the trash", path.name)
+        return path.name
+
+    def purge(self, run_id: str) -> str:
+        """Remove one run in the trash for good."""
+        path = self.locate(run_id, trashed=True)
+        self._purge(path)
+        return path.name
+
+    def empty_trash(self) -> int:
+        """Remove every run in the trash for good; returns how many. Other files there are left alone."""
+        trash = self._trash(create=False)
+        names = [n for n in self._folder_names(trash) if _is_run_folder(trash / n)]
+        for name in names:
+            self._purge(_inside(trash, name))
+        return len(names)
+
+    # ---- compare ----
 
     def compare(self, run_ids: list[str]) -> dict[str, Any]:
         """Config differences and metrics side by side for two or more runs."""
         if len(run_ids) < 2:
             raise ConfigError(f"expected two or more runs to compare, got {len(run_ids)}")
-        runs = [self.get(self.resolve(r)) for r in run_ids]
+        runs = [self.get(r) for r in run_ids]
+        for run in runs:
+            if run.damaged:
+                raise RunStoreError(f"expected runs that can be compared, got run {run.run_id}, which is "
+                                    f"damaged: {run.reason}")
         flat = [_flatten(run.config) for run in runs]
         keys = sorted(set().union(*flat))
         config_diff = {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1}
@@ -202,51 +373,286 @@ class RunStore:
                 "status": [run.status for run in runs], "config_diff": config_diff, "metrics": metrics,
                 "histories": [self.history(run.run_id) for run in runs]}
 
+    # ---- housekeeping ----
+
+    def clean_leftovers(self) -> int:
+        """Remove temp files left by processes that were killed mid-write (in the store, its trash and every
+        run folder). Temp files of live processes are kept. Returns how many were removed."""
+        folders = [self.root]
+        with contextlib.suppress(RunStoreError):
+            folders.append(self._trash(create=False))
+            for name in self._folder_names(self.root):
+                folders += [self.root / name, self.root / name / "exports"]
+        return sum(remove_stale_temps(folder) for folder in folders if folder.is_dir() and not folder.is_symlink())
+
     # ---- internals ----
 
-    def _path(self, run_id: str) -> Path:
-        return self.root / self.resolve(run_id)
+    def _clean_once(self) -> None:
+        if not self._cleaned:
+            self._cleaned = True
+            removed = self.clean_leftovers()
+            if removed:
+                logger.info("removed %d temp files left by killed processes in %s", removed, self.root)
 
-    def _read(self, path: Path) -> RunInfo:
+    def _make_root(self) -> None:
         try:
-            config = _read_json(path / "config.json")
-        except FileNotFoundError as exc:
-            raise RunStoreError(f"expected a run folder with config.json, got {path}") from exc
-        status = _read_json(path / "status.json", default={})
-        state = status.get("status", "interrupted")
-        if state == "running" and not _process_alive(status.get("pid")):
-            state = "interrupted"
-        history = _read_json(path / "history.json", default=[])
-        metrics = _read_json(path / "metrics.json", default={})
-        return RunInfo(run_id=path.name, path=path, kind=config.get("kind", "?"), name=config.get("name", ""),
-                       status=state, reason=status.get("reason", ""), created=status.get("created", 0.0),
-                       config=config, metrics=metrics, epochs_done=len(history))
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunStoreError(f"expected a run store folder at {self.root}, got {type(exc).__name__}: "
+                                f"{exc.strerror or exc}") from exc
 
+    def _new_run_folder(self, config: RunConfig, now: float) -> Path:
+        tag = config.model if config.kind == "mnist" else config.mode
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        for attempt in range(_CREATE_ATTEMPTS):
+            run_id = f"{stamp}-{config.kind}-{tag}-{secrets.token_hex(2)}" + (f"-{attempt + 1}" if attempt else "")
+            path = self.root / check_run_id(run_id)
+            try:
+                os.mkdir(path, 0o777)  # exclusive; the umask decides the permissions
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise RunStoreError(f"expected to create a run folder in {self.root}, got {type(exc).__name__}: "
+                                    f"{exc.strerror or exc}") from exc
+            with contextlib.suppress(OSError):
+                fsync_dir(self.root)
+            return path
+        raise RunStoreError(f"expected a free run id in {self.root}, got {_CREATE_ATTEMPTS} taken ones")
 
-def _read_json(path: Path, default: Any = ...) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        if default is ...:
+    def _folder_names(self, folder: Path) -> list[str]:
+        """Names of the real folders (not links) directly inside `folder` that are valid run ids."""
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise RunStoreError(f"expected a folder of runs at {folder}, got {type(exc).__name__}: "
+                                f"{exc.strerror or exc}") from exc
+        names = []
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False) and not _id_problem(entry.name):
+                    names.append(entry.name)
+        return sorted(names)
+
+    def _trash(self, create: bool) -> Path:
+        trash = self.root / TRASH_DIR
+        try:
+            info = trash.lstat()
+        except FileNotFoundError:
+            if create:
+                try:
+                    os.mkdir(trash, 0o777)
+                except OSError as exc:
+                    raise RunStoreError(f"expected to create the trash folder {trash}, got "
+                                        f"{exc.strerror or exc}") from exc
+            return trash
+        if not stat.S_ISDIR(info.st_mode):
+            raise RunStoreError(f"expected the trash {trash} to be a folder made by transferlab, got a "
+                                f"{'link' if stat.S_ISLNK(info.st_mode) else 'file'}; move it away")
+        return trash
+
+    def _refuse_if_training(self, path: Path) -> None:
+        try:
+            status = _load_json(path / "status.json", dict)
+        except (FileNotFoundError, RunStoreError):
+            return  # no readable status: nothing is training it
+        if status.get("status") == "running" and processes.is_running(status.get("pid"), status.get("pid_start")):
+            raise RunStoreError(f"expected a run that is not training, got run {path.name}, which is still "
+                                f"training (process {status.get('pid')}); stop it first")
+
+    def _deletion_target(self, run_id: str, purge: bool) -> tuple[Path, bool]:
+        try:
+            return self.locate(run_id), False
+        except RunStoreError:
+            if not purge:
+                raise
+            with contextlib.suppress(RunStoreError):
+                return self.locate(run_id, trashed=True), True
             raise
-        return default
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunStoreError(f"expected valid JSON in {path}, got {type(exc).__name__}: {exc}") from exc
+
+    def _purge(self, path: Path) -> None:
+        """Remove a run folder for good: first renamed to a temp name in the trash (so a half-removed folder is
+        never listed, and a later start finishes the job), then removed."""
+        doomed = temp_sibling(self._trash(create=True) / path.name, keep_suffix=False)
+        try:
+            os.rename(path, doomed)
+        except OSError as exc:
+            raise RunStoreError(f"expected to delete run {path.name}, got {exc.strerror or exc}") from exc
+        shutil.rmtree(doomed, ignore_errors=True)
+        logger.info("deleted run %s for good", path.name)
+
+    def _typed(self, path: Path, filename: str, default: Any = ...) -> Any:
+        try:
+            value = _load_json(path / filename, _JSON_TYPES.get(filename))
+        except FileNotFoundError:
+            if default is ...:
+                raise RunStoreError(f"run {path.name} is damaged: no {filename}") from None
+            return default
+        except RunStoreError as exc:
+            raise RunStoreError(f"run {path.name} is damaged: {exc}") from exc
+        return value
+
+    def _read(self, path: Path, deleted: float = 0.0) -> RunInfo:
+        problems: list[str] = []
+        config = _part(path, "config.json", problems, required=True)
+        status = _part(path, "status.json", problems)
+        history = _part(path, "history.json", problems, default=[])
+        metrics = _part(path, "metrics.json", problems)
+        problems += _config_problems(config) + _status_problems(status) + _history_problems(history)
+        created = status.get("created", 0.0)
+        if problems:
+            with contextlib.suppress(OSError):
+                created = created if _is_time(created) else path.lstat().st_mtime
+            state, reason = "damaged", "; ".join(problems)
+        else:
+            state, reason = status.get("status", "interrupted"), status.get("reason", "")
+            if state == "running" and not processes.is_running(status.get("pid"), status.get("pid_start")):
+                state = "interrupted"
+        return RunInfo(run_id=path.name, path=path, kind=_text(config.get("kind"), "?"),
+                       name=_text(config.get("name"), ""), status=state, reason=reason,
+                       created=float(created) if _is_time(created) else 0.0, config=config, metrics=metrics,
+                       epochs_done=len(history) if isinstance(history, list) else 0, deleted=deleted)
 
 
-def _process_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
+def _load_json(path: Path, expected: type | None = None) -> Any:
+    """Parse a regular file of at most MAX_JSON_BYTES as UTF-8 JSON of the `expected` type. FileNotFoundError
+    when it is missing; RunStoreError('<name>: what was expected, got what') for anything else. Never blocks on
+    a FIFO or reads a device."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise RunStoreError(f"{path.name}: expected a readable file, got {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RunStoreError(f"{path.name}: expected a file, got {_file_kind(info.st_mode)}")
+        if info.st_size > MAX_JSON_BYTES:
+            raise RunStoreError(f"{path.name}: expected at most {MAX_JSON_BYTES // 2**20} MiB of JSON, got "
+                                f"{info.st_size / 2**20:.0f} MiB")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+        value = json.loads(data.decode("utf-8"))
+    except OSError as exc:
+        raise RunStoreError(f"{path.name}: expected a readable file, got {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RunStoreError(f"{path.name}: expected valid JSON, got {type(exc).__name__}: "
+                            f"{first_line(exc, 120)}") from exc
+    finally:
+        os.close(fd)
+    if expected is not None and not isinstance(value, expected):
+        raise RunStoreError(f"{path.name}: expected {_json_kind_name(expected)}, got {_json_kind(value)}")
+    return value
+
+
+def _part(path: Path, filename: str, problems: list[str], required: bool = False, default: Any = None) -> Any:
+    """One JSON file of a run for the list: its value, or `default` ({} unless given) with the problem noted."""
+    default = {} if default is None else default
+    try:
+        return _load_json(path / filename, _JSON_TYPES[filename])
+    except FileNotFoundError:
+        if required:
+            problems.append(f"no {filename}")
+    except RunStoreError as exc:
+        problems.append(str(exc))
+    return default
+
+
+def _config_problems(config: dict[str, Any]) -> list[str]:
+    return [f"config.json: {key}: expected text, got {_shown(config[key])}"
+            for key in ("kind", "name", "model", "mode", "data_dir") if key in config
+            and not isinstance(config[key], str)]
+
+
+def _status_problems(status: dict[str, Any]) -> list[str]:
+    problems = []
+    if status.get("status", "interrupted") not in STORED_STATUSES:
+        problems.append(f"status.json: status: expected one of {', '.join(STORED_STATUSES)}, got "
+                        f"{_shown(status['status'])}")
+    if not isinstance(status.get("reason", ""), str):
+        problems.append(f"status.json: reason: expected text, got {_shown(status['reason'])}")
+    for key in ("created", "updated"):
+        if key in status and not _is_time(status[key]):
+            problems.append(f"status.json: {key}: expected a time in seconds, got {_shown(status[key])}")
+    pid = status.get("pid")
+    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool)):
+        problems.append(f"status.json: pid: expected a process id, got {_shown(pid)}")
+    return problems
+
+
+def _history_problems(history: Any) -> list[str]:
+    bad = next((row for row in history if not isinstance(row, dict)), None) if isinstance(history, list) else None
+    return [] if bad is None else [f"history.json: expected one JSON object per epoch, got {_shown(bad)}"]
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        and 0 <= value < 1e11  # up to the year 5138
+
+
+def _is_run_folder(path: Path) -> bool:
+    return any(os.path.lexists(path / name) for name in _RUN_FILES)
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """folder/name, after checking once more that it is a real folder directly inside `folder`."""
+    path = folder / check_run_id(name)
+    if path.is_symlink() or not path.is_dir() or path.resolve().parent != folder.resolve():
+        raise RunStoreError(f"expected a run folder inside {folder}, got {path}, which is not one")
+    return path
+
+
+def _free_name(folder: Path, name: str) -> str:
+    candidate, number = name, 1
+    while os.path.lexists(folder / candidate):
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
+
+
+def _plain_name(filename: str) -> str:
+    if not filename or os.path.basename(filename) != filename or filename in (".", ".."):
+        raise RunStoreError(f"expected a file name inside a run folder, got {filename!r}")
+    return filename
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {_shown(value)}"
+    if isinstance(value, str):
+        return f"the text {_shown(value)}"
+    return _json_kind_name(type(value))
+
+
+def _json_kind_name(kind: type) -> str:
+    return {dict: "a JSON object", list: "a JSON list"}.get(kind, kind.__name__)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
