@@ -31,6 +31,18 @@ logger = logging.getLogger(__name__)
 TOP_K = 5
 SHOWN_SIZE = 112
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)"
+NO_MODEL_HINT = "No trained model yet: train one first (Train button), then drop images here."
+DEFAULT_STATUSES = ("finished", "stopped")  # in this order; never interrupted, failed or damaged runs
+
+
+def default_run(runs: list[Any]) -> str:
+    """The run Classify uses when the user has not chosen one: the newest finished run (runs come newest
+    first), else the newest stopped one that kept its model; "" when there is none."""
+    for status in DEFAULT_STATUSES:
+        for run in runs:
+            if run.status == status and run.has_model:
+                return str(run.run_id)
+    return ""
 
 
 class ClassifierCache:
@@ -53,6 +65,10 @@ class ClassifierCache:
     def loaded(self, run_id: str) -> bool:
         return run_id in self._classifiers
 
+    def loaded_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._classifiers)
+
     def forget(self, run_id: str) -> None:
         with self._lock:
             self._classifiers.pop(run_id, None)
@@ -70,6 +86,7 @@ class ClassifyPanel(QWidget):
         self.last_seconds = 0.0
         self._pending: list[str] = []
         self._task: Task | None = None
+        self._usable: set[str] = set()
         self._build()
 
     def _build(self) -> None:
@@ -77,8 +94,9 @@ class ClassifyPanel(QWidget):
         self.run_combo.setMinimumWidth(360)
         self.run_combo.currentIndexChanged.connect(self._on_run_changed)
         self.open_button = QPushButton("Open images…")
-        self.open_button.clicked.connect(self._on_open)
-        self.status = QLabel("Drop image files anywhere on the window, or open them.")
+        self.open_button.clicked.connect(self.open_images)
+        self.status = QLabel(NO_MODEL_HINT)
+        self.status.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(QLabel("Model from run:"))
         top.addWidget(self.run_combo, 1)
@@ -96,20 +114,29 @@ class ClassifyPanel(QWidget):
 
     # ---- runs ----
 
-    def refresh_runs(self, runs: list[Any]) -> None:
-        current = self.run_id()
+    def refresh_runs(self, runs: list[Any], follow: str = "") -> None:
+        """List the runs that have a model. The choice stays where it was unless that run is gone; `follow`
+        (a run that just finished, or the one selected in the runs view) is chosen when it has a model. With
+        no earlier choice the newest finished run is used, never an interrupted or failed one."""
+        previous = self.run_id()
+        listed = [run for run in runs if run.has_model]
+        self._usable = {run.run_id for run in listed}
+        for run_id in list(self.cache.loaded_ids()):
+            if run_id not in self._usable:  # deleted: its model is dropped too
+                self.cache.forget(run_id)
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
-        for run in runs:
-            if run.has_model:
-                accuracy = run.metrics.get("accuracy")
-                extra = f" — {100 * accuracy:.1f} %" if isinstance(accuracy, float) else ""
-                self.run_combo.addItem(f"{run.title()}{extra}  [{run.run_id}]", run.run_id)
-        index = self.run_combo.findData(current) if current else 0
-        self.run_combo.setCurrentIndex(max(index, 0) if self.run_combo.count() else -1)
+        for run in listed:
+            accuracy = run.metrics.get("accuracy")
+            extra = f" — {100 * accuracy:.1f} %" if isinstance(accuracy, float) else ""
+            state = "" if run.status == "finished" else f" ({run.status})"
+            self.run_combo.addItem(f"{run.title()}{extra}{state}  [{run.run_id}]", run.run_id)
+            self.run_combo.setItemData(self.run_combo.count() - 1, run.title(), Qt.ItemDataRole.ToolTipRole)
+        choice = follow if follow in self._usable else previous if previous in self._usable else default_run(listed)
+        self.run_combo.setCurrentIndex(self.run_combo.findData(choice) if choice else -1)
         self.run_combo.blockSignals(False)
-        if not self.run_combo.count():
-            self.status.setText("No trained model yet: train one first (Train button), then drop images here.")
+        if self.run_id() != previous or not listed:
+            self._on_run_changed()
 
     def run_id(self) -> str:
         return str(self.run_combo.currentData() or "")
@@ -121,7 +148,15 @@ class ClassifyPanel(QWidget):
 
     def _on_run_changed(self) -> None:
         run_id = self.run_id()
-        if run_id:
+        if not run_id:
+            self._clear_results()
+            self.status.setText(NO_MODEL_HINT)
+            return
+        files = [p.file for p in self.predictions]
+        self._clear_results()
+        if files:  # the shown predictions came from another model: classify the same images again
+            self.classify_files(files)
+        else:
             self.status.setText(f"Using run {run_id}. Drop image files anywhere on the window, or open them.")
             self.preload(run_id)
 
@@ -133,7 +168,7 @@ class ClassifyPanel(QWidget):
 
     # ---- classifying ----
 
-    def _on_open(self) -> None:
+    def open_images(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Images to classify", str(Path.home()), IMAGE_FILTER)
         if files:
             self.classify_files(files)
@@ -159,7 +194,7 @@ class ClassifyPanel(QWidget):
             started = time.perf_counter()
             predictions = classifier.classify(paths, top_k=TOP_K)
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
-            return predictions, thumbs, time.perf_counter() - started
+            return run_id, predictions, thumbs, time.perf_counter() - started
 
         task = Task(work, "classify", owner=self)
         task.returned.connect(self._on_classified)
@@ -182,19 +217,26 @@ class ClassifyPanel(QWidget):
     def _on_classified(self, result: Any) -> None:
         if result is None:
             return
-        predictions, thumbs, seconds = result
+        run_id, predictions, thumbs, seconds = result
+        if run_id != self.run_id():  # the model was changed meanwhile: classify again with the chosen one
+            self._pending = [p.file for p in predictions] + self._pending
+            return
         self.last_seconds = seconds
+        self._clear_results()
         self.predictions = list(predictions)
-        while self.results_layout.count() > 1:
-            item = self.results_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
         for prediction, thumb in zip(predictions, thumbs, strict=True):
             self.results_layout.insertWidget(self.results_layout.count() - 1, self._row(prediction, thumb))
         ok = sum(1 for p in predictions if not p.error)
         self.status.setText(f"{ok} of {len(predictions)} image(s) classified with run {self.run_id()} "
                             f"in {1000 * seconds:.0f} ms.")
         self.classified.emit(self.predictions)
+
+    def _clear_results(self) -> None:
+        self.predictions = []
+        while self.results_layout.count() > 1:
+            item = self.results_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
 
     def _row(self, prediction: Any, thumb: Any) -> QWidget:
         frame = QFrame()

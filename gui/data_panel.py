@@ -285,6 +285,10 @@ class DataPanel(QWidget):
         else:
             self._on_browse()
 
+    def choose_folder(self) -> None:
+        """File ▸ Open folder…: choose a folder of class subfolders to train on."""
+        self._on_browse()
+
     def _on_browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder of class subfolders",
                                                   self.folder_combo.currentText() or str(Path.home()))

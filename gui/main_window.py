@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTabWidget,
@@ -31,13 +33,14 @@ from transferlab.gui.results_panel import ResultsPanel
 from transferlab.gui.runs_panel import RunsPanel
 from transferlab.gui.settings import AppSettings
 from transferlab.gui.training_panel import TrainingPanel
-from transferlab.gui.widgets import MessageBar, html_text
+from transferlab.gui.widgets import MessageBar, StatusArea, html_text
 from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 CLOSE_TIMEOUT_S = 60.0
+WINDOW_TITLE = "Transferlab — train and try image classifiers"
 
 
 class MainWindow(QMainWindow):
@@ -51,7 +54,7 @@ class MainWindow(QMainWindow):
         self.store = store or RunStore()
         self.training: Task | None = None
         self.last_result: Any = None
-        self.setWindowTitle("Transferlab — train and try image classifiers")
+        self.setWindowTitle(WINDOW_TITLE)
         self.setAcceptDrops(True)
         self._build()
         self.resize(1200, 800)
@@ -67,7 +70,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel()
         self.training_panel = TrainingPanel()
         self.results_panel = ResultsPanel(self.store)
-        self.runs_panel = RunsPanel(self.store)
+        self.runs_panel = RunsPanel(self.store, settings=self.settings)
         self.classify_panel = ClassifyPanel(self.store)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -91,22 +94,26 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("")
         self.train_button.clicked.connect(self.start_training)
         self.stop_button.clicked.connect(self.stop_training)
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start_training)
+        self.stop_button.setToolTip("Stop the run; the finished epochs are kept (Esc)")
         bar = QHBoxLayout()
         bar.addWidget(self.train_button)
         bar.addWidget(self.stop_button)
         bar.addWidget(self.progress, 1)
         bar.addWidget(self.eta_label)
         self.message_bar = MessageBar()
+        self.source_label.setContentsMargins(2, 0, 0, 0)
+        self.status_area = StatusArea(self.source_label, self.message_bar)
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 4)
         layout.addLayout(bar)
-        layout.addWidget(self.source_label)
-        layout.addWidget(self.message_bar)
+        layout.addWidget(self.status_area)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self._build_menus()
+        for view in self.findChildren(QAbstractItemView):  # Tab leaves a table instead of walking its cells
+            view.setTabKeyNavigation(False)
 
         for panel in (self.data_panel, self.results_panel, self.runs_panel, self.classify_panel):
             panel.message.connect(self.show_message)
@@ -115,15 +122,84 @@ class MainWindow(QMainWindow):
         self.model_panel.compareRequested.connect(self.start_compare)
         self.runs_panel.showResults.connect(self.show_results)
         self.runs_panel.classifyWith.connect(self._on_classify_with)
-        self.runs_panel.changed.connect(lambda: self.classify_panel.refresh_runs(self.runs_panel.runs))
+        self.runs_panel.listed.connect(lambda: self.classify_panel.refresh_runs(self.runs_panel.runs))
+        self.runs_panel.runChosen.connect(self.classify_panel.use_run)
+        self.runs_panel.exportMessage.connect(self._on_export_message)
         self.tabs.currentChanged.connect(self._on_tab)
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.open_folder_action = file_menu.addAction("&Open folder…", QKeySequence("Ctrl+O"),
+                                                      self.data_panel.choose_folder)
+        self.open_images_action = file_menu.addAction("Classify &images…", QKeySequence("Ctrl+I"),
+                                                      self._on_open_images)
+        file_menu.addSeparator()
+        self.export_action = file_menu.addAction("&Export selected run…", QKeySequence("Ctrl+E"), self._on_export)
+        file_menu.addSeparator()
+        self.quit_action = file_menu.addAction("&Quit", QKeySequence("Ctrl+Q"), self.close)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+
+        run_menu = menu.addMenu("&Run")
+        self.train_action = run_menu.addAction("&Train", QKeySequence("Ctrl+Return"), self.start_training)
+        self.compare_action = run_menu.addAction("Train frozen &and fine-tuned (compare)", self.start_compare)
+        self.stop_action = run_menu.addAction("&Stop", QKeySequence(Qt.Key.Key_Escape), self.stop_training)
+        self.stop_action.setEnabled(False)
+
+        view_menu = menu.addMenu("&View")
+        self.tab_actions = []
+        for index in range(self.tabs.count()):
+            title = self.tabs.tabText(index).replace("&&", "&").split("·", 1)[-1].strip()
+            action = view_menu.addAction(title.replace("&", "&&"), QKeySequence(f"Ctrl+{index + 1}"),
+                                         lambda i=index: self.tabs.setCurrentIndex(i))
+            self.tab_actions.append(action)
+
+        help_menu = menu.addMenu("&Help")
+        self.shortcuts_action = help_menu.addAction("&Keyboard shortcuts", QKeySequence("F1"),
+                                                    self.show_shortcuts)
+        self.about_action = help_menu.addAction("&About Transferlab", self.show_about)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+
+    def shortcut_lines(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for every menu action with a shortcut, in menu order."""
+        lines = []
+        for menu_action in self.menuBar().actions():
+            for action in menu_action.menu().actions():
+                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                if keys:
+                    lines.append((keys, action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")))
+        return lines
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td style='padding-right:16px'><b>{html_text(keys)}</b></td><td>{html_text(text)}"
+                       f"</td></tr>" for keys, text in self.shortcut_lines())
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table><p>Drop a folder on the window "
+                                "to train on it, or image files to classify them.</p>")
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About Transferlab",
+                          "<b>Transferlab</b><p>Train image classifiers on MNIST or your own folders of photos "
+                          "(transfer learning from a pretrained backbone), compare runs, try the model on your own "
+                          "images and export it.</p><p>Runs are stored in<br><code>"
+                          f"{html_text(self.store.root)}</code></p>")
+
+    def _on_open_images(self) -> None:
+        self.tabs.setCurrentWidget(self.classify_panel)
+        self.classify_panel.open_images()
+
+    def _on_export(self) -> None:
+        self.tabs.setCurrentWidget(self.runs_panel)
+        self.runs_panel.export_selected()
 
     # ---- messages ----
 
-    def show_message(self, text: str, level: str = "info") -> None:
-        self.message_bar.show_message(text, level)
+    def show_message(self, text: str, level: str = "info", action: tuple[str, Any] | None = None) -> None:
+        self.message_bar.show_message(text, level, action)
         if level == "error":
             logger.warning("%s", text)
+
+    def _on_export_message(self, text: str, folder: str) -> None:
+        self.show_message(text, "success", action=("Show in folder", lambda: show_in_folder(folder)))
 
     # ---- data source ----
 
@@ -181,9 +257,7 @@ class MainWindow(QMainWindow):
         task.errored.connect(self._on_training_errored)
         task.finished.connect(self._on_training_finished)
         self.training = task
-        self.train_button.setEnabled(False)
-        self.model_panel.compare_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
+        self._set_running(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting (loading TensorFlow)…")
         self.eta_label.setText("")
@@ -191,11 +265,23 @@ class MainWindow(QMainWindow):
         task.start()
         return task
 
+    def _set_running(self, running: bool) -> None:
+        self.train_button.setEnabled(not running)
+        self.train_action.setEnabled(not running)
+        self.compare_action.setEnabled(not running)
+        self.model_panel.compare_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.stop_action.setEnabled(running)
+        if not running:
+            self.setWindowTitle(WINDOW_TITLE)
+
     def stop_training(self) -> None:
         if self.training is not None and self.training.running:
             self.training.stop("stopped by user")
             self.stop_button.setEnabled(False)
-            self.progress.setFormat("stopping…")
+            self.stop_action.setEnabled(False)
+            self.progress.setFormat("stopping… (the finished epochs are kept)")
+            self.setWindowTitle(f"Stopping… — {WINDOW_TITLE}")
 
     def _on_training_event(self, event: Any) -> None:
         self.training_panel.on_event(event)
@@ -203,6 +289,7 @@ class MainWindow(QMainWindow):
             done = (event.epoch - 1 + (event.batch / event.batches if event.batches else 0)) / max(event.epochs, 1)
             overall = (self._run_index + done) / self._runs_in_task
             self.progress.setValue(round(1000 * overall))
+            self.setWindowTitle(f"{100 * overall:.0f} % · epoch {event.epoch}/{event.epochs} — {WINDOW_TITLE}")
             self.progress.setFormat(f"epoch {event.epoch}/{event.epochs} · batch {event.batch}"
                                     f"{'/' + str(event.batches) if event.batches else ''} · loss {event.loss:.4f}"
                                     f" · accuracy {event.accuracy:.4f}")
@@ -256,15 +343,16 @@ class MainWindow(QMainWindow):
 
     def _on_training_finished(self) -> None:
         task = self.training
-        self.train_button.setEnabled(True)
-        self.model_panel.compare_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        self._set_running(False)
         self.eta_label.setText(f"took {_duration(time.monotonic() - self._started)}")
         status = getattr(self.last_result, "status", "done")
         self.progress.setValue(1000 if status == "finished" else self.progress.value())
         self.progress.setFormat(status)
         self.runs_panel.refresh()
-        self.classify_panel.refresh_runs(self.runs_panel.runs)
+        new_run = _newest_run_id(self.last_result)
+        if new_run and not isinstance(self.last_result, dict):
+            self.runs_panel.select([new_run])
+        self.classify_panel.refresh_runs(self.runs_panel.runs, follow=new_run)
         self.training = None
         self.trainingFinished.emit(self.last_result if task is not None and not task.error else None)
 
@@ -324,6 +412,18 @@ class MainWindow(QMainWindow):
             self.training.stop("the window was closed")
         wait_for_tasks(CLOSE_TIMEOUT_S)
         super().closeEvent(event)
+
+
+def show_in_folder(folder: str) -> bool:
+    """Open the folder in the system's file manager."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
+
+def _newest_run_id(result: Any) -> str:
+    """The run a finished task made last (the fine-tuned one of a compare), "" when there is none."""
+    if isinstance(result, dict):
+        return str((result.get("finetune") or {}).get("run_id") or (result.get("frozen") or {}).get("run_id") or "")
+    return str(getattr(result, "run_id", "") or "")
 
 
 def _duration(seconds: float) -> str:

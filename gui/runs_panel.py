@@ -9,18 +9,25 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
     QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -30,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.runs.store import MAX_LABEL_CHARS
 from transferlab.gui.plots import CompareCurves
 from transferlab.gui.worker import KERAS_LOCK, Task
 
@@ -38,6 +46,14 @@ logger = logging.getLogger(__name__)
 EXPORT_FORMATS = (("keras", "Keras (.keras)"), ("savedmodel", "TF SavedModel"), ("tflite", "TensorFlow Lite"),
                   ("tflite-fp16", "TensorFlow Lite, float16 weights"),
                   ("tflite-int8", "TensorFlow Lite, int8 (quantized)"))
+EXPORT_SUFFIXES = {"keras": (".keras", "Keras model (*.keras)"), "savedmodel": ("", "SavedModel folder (*)"),
+                   "tflite": (".tflite", "TensorFlow Lite model (*.tflite)"),
+                   "tflite-fp16": (".tflite", "TensorFlow Lite model (*.tflite)"),
+                   "tflite-int8": (".tflite", "TensorFlow Lite model (*.tflite)")}
+EXPORT_FOLDER_KEY = "export/last_folder"
+COLUMNS = ("Run", "Id", "Status", "Accuracy", "Epochs", "Created", "Compared as")
+STATUS_COLUMN, ACCURACY_COLUMN, CREATED_COLUMN, PAIR_COLUMN = 2, 3, 5, 6
+STATUS_WIDTH = 200
 HIGHLIGHT = QColor("#fff1b8")
 BETTER, WORSE = QColor("#d9f2dc"), QColor("#f8dcdc")
 
@@ -48,20 +64,26 @@ class RunsPanel(QWidget):
     message = Signal(str, str)
     compared = Signal(list)  # run ids now compared
     exported = Signal(str)  # path
+    exportMessage = Signal(str, str)  # text, the folder to show ("Show in folder")
     changed = Signal()  # runs were deleted or restored
+    listed = Signal()  # the list was read again (Classify lists the runs with a model)
+    runChosen = Signal(str)  # the user selected exactly one run (Classify follows it)
 
-    def __init__(self, store: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Any, parent: QWidget | None = None, settings: Any = None) -> None:
         super().__init__(parent)
         self.store = store
+        self.settings = settings
         self.runs: list[Any] = []
         self.comparison: dict[str, Any] = {}
         self._tasks: list[Task] = []
         self._undo_names: list[str] = []  # the runs the last Delete moved to the trash
+        self._refreshing = False
+        self._exporting = False
         self._build()
 
     def _build(self) -> None:
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["Run", "Id", "Status", "Accuracy", "Epochs", "Created"])
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -69,6 +91,12 @@ class RunsPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(STATUS_COLUMN, QHeaderView.ResizeMode.Interactive)  # a long reason is elided
+        header.resizeSection(STATUS_COLUMN, STATUS_WIDTH)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(False)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(CREATED_COLUMN, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.itemDoubleClicked.connect(lambda *_: self._on_results())
 
@@ -78,7 +106,12 @@ class RunsPanel(QWidget):
         self.export_combo = QComboBox()
         for key, label in EXPORT_FORMATS:
             self.export_combo.addItem(label, key)
-        self.export_button = QPushButton("Export")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the selected run's model where you choose, with labels.txt beside it")
+        self.label_button = QPushButton("Rename / notes…")
+        self.label_button.setToolTip("Give the selected run your own name and notes (F2)")
+        self.label_button.setShortcut(QKeySequence(Qt.Key.Key_F2))
+        self.label_button.clicked.connect(self.edit_label)
         self.delete_button = QPushButton("Delete")
         self.delete_button.setToolTip("Move the selected runs to the trash (asks first; can be undone)")
         self.empty_trash_button = QPushButton("Empty trash")
@@ -87,10 +120,10 @@ class RunsPanel(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.results_button.clicked.connect(self._on_results)
         self.classify_button.clicked.connect(self._on_classify)
-        self.export_button.clicked.connect(self._on_export)
+        self.export_button.clicked.connect(self.export_selected)
         self.delete_button.clicked.connect(self._on_delete)
         buttons = QHBoxLayout()
-        for widget in (self.refresh_button, self.results_button, self.classify_button):
+        for widget in (self.refresh_button, self.results_button, self.classify_button, self.label_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         buttons.addWidget(self.export_combo)
@@ -119,6 +152,12 @@ class RunsPanel(QWidget):
         bottom_layout.setContentsMargins(0, 0, 0, 0)
         bottom_layout.addWidget(self.compare_hint)
         bottom_layout.addWidget(self.compare_tabs, 1)
+        self.legend = QLabel(f"<span style='background:{BETTER.name()}'>&nbsp;green&nbsp;</span> better value"
+                             f" (or an improvement) · <span style='background:{WORSE.name()}'>&nbsp;red&nbsp;</span>"
+                             f" worse · <span style='background:{HIGHLIGHT.name()}'>&nbsp;yellow&nbsp;</span> a "
+                             "setting that differs between the runs. Click a column header to sort.")
+        self.legend.setStyleSheet("color:#555;")
+        bottom_layout.addWidget(self.legend)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("runs_splitter")
@@ -161,24 +200,30 @@ class RunsPanel(QWidget):
             self.runs = []
         self.table.blockSignals(True)
         self.table.clearSelection()
+        self.table.setSortingEnabled(False)  # rows are filled in list order, then sorted by the chosen column
         self.table.setRowCount(len(self.runs))
+        best = best_runs(self.runs)
+        pairs = comparison_pairs(self.runs)
         for r, run in enumerate(self.runs):
-            accuracy = run.metrics.get("accuracy")
-            values = [run.title(), run.run_id, run.status + (f" ({run.reason})" if run.reason else ""),
-                      f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—", str(run.epochs_done),
-                      _when(run.created)]
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
+            for c, (text, key) in enumerate(_row_values(run, run.run_id in best, pairs.get(run.run_id))):
+                item = SortItem(text, key)
                 item.setData(Qt.ItemDataRole.UserRole, run.run_id)
-                if c == 2 and run.status not in ("finished",):
+                item.setToolTip(_tooltip(run, c, run.run_id in best, pairs.get(run.run_id)))
+                if c == STATUS_COLUMN and run.status not in ("finished",):
                     item.setForeground(QColor("#a60" if run.status == "stopped" else "#a00"))
-                if run.damaged:
-                    item.setToolTip(f"This run is damaged: {run.reason}. It can only be deleted.")
+                if run.run_id in best and c == ACCURACY_COLUMN:
+                    item.setForeground(QColor("#0a6a1f"))
                 self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
         self.select(list(selected))
         self.table.blockSignals(False)
-        self._on_selection()
+        self._refreshing = True
+        try:
+            self._on_selection()
+        finally:
+            self._refreshing = False
         self._update_trash_button()
+        self.listed.emit()
 
     def _update_trash_button(self) -> None:
         try:
@@ -189,16 +234,22 @@ class RunsPanel(QWidget):
         self.empty_trash_button.setText(f"Empty trash ({count})" if count else "Empty trash")
         self.empty_trash_button.setEnabled(count > 0)
 
+    def row_id(self, row: int) -> str:
+        item = self.table.item(row, 0)
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else ""
+
     def selected_ids(self) -> list[str]:
+        """The selected runs, top to bottom as shown (the table may be sorted by any column)."""
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        return [self.runs[r].run_id for r in rows if r < len(self.runs)]
+        known = {run.run_id for run in self.runs}
+        return [run_id for run_id in (self.row_id(r) for r in rows) if run_id in known]
 
     def select(self, run_ids: list[str]) -> None:
         self.table.clearSelection()
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        for r, run in enumerate(self.runs):
-            if run.run_id in run_ids:
+        for r in range(self.table.rowCount()):
+            if self.row_id(r) in run_ids:
                 self.table.selectRow(r)
         self.table.setSelectionMode(mode)
 
@@ -209,7 +260,8 @@ class RunsPanel(QWidget):
         self.results_button.setEnabled(bool(one and run is not None and not run.damaged))
         has_model = bool(one and run is not None and run.has_model)
         self.classify_button.setEnabled(has_model)
-        self.export_button.setEnabled(has_model)
+        self.export_button.setEnabled(has_model and not self._exporting)
+        self.label_button.setEnabled(bool(one and run is not None and not run.damaged))
         self.delete_button.setEnabled(bool(ids))
 
     def _on_selection(self) -> None:
@@ -217,13 +269,27 @@ class RunsPanel(QWidget):
         damaged = {run.run_id for run in self.runs if run.damaged}
         ids = [run_id for run_id in self.selected_ids() if run_id not in damaged]
         left_out = len(self.selected_ids()) - len(ids)
+        if len(ids) == 1 and not self._refreshing:
+            self.runChosen.emit(ids[0])
         if len(ids) >= 2:
             self.compare(ids)
             if left_out:
                 self.compare_hint.setText(f"{self.compare_hint.text()} {left_out} damaged run(s) left out.")
         else:
-            self.compare_hint.setText("Select two or more runs (Ctrl/Shift-click) to compare them."
+            self.clear_comparison()
+            self.compare_hint.setText("Select two or more runs (Ctrl/Shift-click) to compare them: their curves, "
+                                      "metrics, per-class recall and settings appear here."
                                       + (" Damaged runs cannot be compared." if left_out else ""))
+
+    def clear_comparison(self) -> None:
+        """Fewer than two runs selected: nothing stale stays on screen."""
+        self.comparison = {}
+        self.curves.set_runs([], [])
+        for table in (self.metrics_table, self.per_class_table, self.config_table):
+            table.clear()
+            table.clearSpans()
+            table.setRowCount(0)
+            table.setColumnCount(0)
 
     def _on_results(self) -> None:
         ids = self.selected_ids()
@@ -237,6 +303,28 @@ class RunsPanel(QWidget):
         ids = self.selected_ids()
         if ids:
             self.classifyWith.emit(ids[0])
+
+    def edit_label(self) -> None:
+        """Rename / notes…: the user's own name and notes for the selected run."""
+        ids = self.selected_ids()
+        run = next((r for r in self.runs if ids and r.run_id == ids[0]), None)
+        if run is None or run.damaged:
+            return
+        dialog = RunLabelDialog(run, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.set_label(run.run_id, dialog.name(), dialog.notes())
+
+    def set_label(self, run_id: str, name: str, notes: str = "") -> bool:
+        try:
+            self.store.set_label(run_id, name, notes)
+        except Exception as exc:
+            logger.exception("labelling %s", run_id)
+            self.message.emit(f"Could not rename run {run_id}: {exc}", "error")
+            return False
+        self.refresh()
+        self.select([run_id])
+        self.changed.emit()
+        return True
 
     def _on_delete(self) -> None:
         ids = self.selected_ids()
@@ -324,12 +412,12 @@ class RunsPanel(QWidget):
         self.compare_hint.setText(f"Comparing {len(run_ids)} runs. Differences are highlighted.")
         self.curves.set_runs(titles, data["histories"])
         self._fill_metrics(titles, data)
-        self._fill_per_class(titles, [runs[r].metrics if r in runs else {} for r in data["runs"]])
+        self._fill_per_class(titles, [runs.get(r) for r in data["runs"]])
         self._fill_config(titles, data["config_diff"])
         self.compared.emit(list(data["runs"]))
 
     def _fill_metrics(self, titles: list[str], data: dict[str, Any]) -> None:
-        shown = {k: v for k, v in data["metrics"].items() if k not in ("samples",)}
+        shown = _distinct_metrics({k: v for k, v in data["metrics"].items() if k not in ("samples",)})
         lower_is_better = {k for k in shown if "loss" in k}
         table = self.metrics_table
         table.clear()
@@ -337,7 +425,7 @@ class RunsPanel(QWidget):
         table.setHorizontalHeaderLabels(titles)
         rows = [*shown.items(), ("status", data["status"])]
         table.setRowCount(len(rows))
-        table.setVerticalHeaderLabels([k for k, _ in rows])
+        table.setVerticalHeaderLabels([_metric_name(k) for k, _ in rows])
         for r, (key, values) in enumerate(rows):
             numbers = [v for v in values if isinstance(v, int | float)]
             best = (min(numbers) if key in lower_is_better else max(numbers)) if len(set(numbers)) > 1 else None
@@ -348,35 +436,40 @@ class RunsPanel(QWidget):
                     item.setBackground(BETTER)
                 table.setItem(r, c, item)
 
-    def _fill_per_class(self, titles: list[str], metrics: list[dict[str, Any]]) -> None:
+    def _fill_per_class(self, titles: list[str], runs: list[Any]) -> None:
         table = self.per_class_table
         table.clear()
-        per_run = [{row["class"]: row for row in m.get("per_class", [])} for m in metrics]
+        per_run = [{row["class"]: row for row in (run.metrics if run else {}).get("per_class", [])} for run in runs]
         classes = list(dict.fromkeys(name for run in per_run for name in run))
+        first, second, name = difference_pair(runs)
         table.setColumnCount(len(titles) + 1)
-        table.setHorizontalHeaderLabels([*titles, "difference (last − first)"])
+        table.setHorizontalHeaderLabels([*titles, f"recall {name}"])
+        table.horizontalHeaderItem(len(titles)).setToolTip(
+            f"Recall of {titles[second]} minus recall of {titles[first]}: green where it is higher (better).")
         table.setRowCount(len(classes))
         table.setVerticalHeaderLabels(classes)
-        for r, name in enumerate(classes):
-            values = [run.get(name, {}).get("recall") for run in per_run]
+        for r, class_name in enumerate(classes):
+            values = [run.get(class_name, {}).get("recall") for run in per_run]
             for c, value in enumerate(values):
                 table.setItem(r, c, QTableWidgetItem("—" if value is None else f"{value:.3f}"))
-            if values[0] is not None and values[-1] is not None:
-                diff = values[-1] - values[0]
+            if values[first] is not None and values[second] is not None:
+                diff = values[second] - values[first]
                 item = QTableWidgetItem(f"{diff:+.3f}")
                 if abs(diff) >= 0.005:
-                    item.setBackground(BETTER if diff > 0 else WORSE)
+                    item.setBackground(BETTER if diff > 0 else WORSE)  # higher recall is an improvement
                 table.setItem(r, len(values), item)
 
     def _fill_config(self, titles: list[str], diff: dict[str, list[Any]]) -> None:
         table = self.config_table
         table.clear()
+        table.clearSpans()
         table.setColumnCount(len(titles))
         table.setHorizontalHeaderLabels(titles)
         table.setRowCount(max(1, len(diff)))
         if not diff:
-            table.setVerticalHeaderLabels(["(none)"])
-            table.setItem(0, 0, QTableWidgetItem("The configs are identical."))
+            table.setVerticalHeaderLabels([""])
+            table.setSpan(0, 0, 1, len(titles))
+            table.setItem(0, 0, QTableWidgetItem("The runs were trained with identical settings."))
             return
         table.setVerticalHeaderLabels(list(diff))
         for r, values in enumerate(diff.values()):
@@ -388,31 +481,215 @@ class RunsPanel(QWidget):
 
     # ---- export ----
 
-    def _on_export(self) -> None:
+    def export_selected(self) -> None:
+        """Export…: a standard save dialog (it remembers the last folder), then the export on a Task, labels.txt
+        beside it and a "Show in folder" button in the message."""
         ids = self.selected_ids()
-        if len(ids) != 1:
+        run = next((r for r in self.runs if len(ids) == 1 and r.run_id == ids[0]), None)
+        if run is None or not run.has_model:
+            self.message.emit("Select one run with a trained model in the list to export it.", "warning")
             return
-        run_id, fmt = ids[0], str(self.export_combo.currentData())
-        self.export_button.setEnabled(False)
-        self.message.emit(f"Exporting run {run_id} as {self.export_combo.currentText()}…", "info")
+        fmt = str(self.export_combo.currentData())
+        target = self._ask_export_path(run, fmt)
+        if not target:
+            return
+        if fmt == "savedmodel" and Path(target).exists():
+            self.message.emit(f"{target} already exists: choose a new name for the SavedModel folder (an existing "
+                              "folder is never replaced).", "warning")
+            return
+        self._remember_export_folder(str(Path(target).parent))
+        self._start_export(run.run_id, fmt, target)
+
+    def _ask_export_path(self, run: Any, fmt: str) -> str:
+        suffix, pattern = EXPORT_SUFFIXES[fmt]
+        stem = _file_stem(run.label or run.name or run.run_id)
+        suggested = Path(self._export_folder()) / f"{stem}{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export run {run.run_id} as {self.export_combo.currentText()}",
+                                              str(suggested), pattern)
+        if path and suffix and not path.endswith(suffix):
+            path += suffix
+        return path
+
+    def _export_folder(self) -> str:
+        folder = str(self.settings.value(EXPORT_FOLDER_KEY, "") or "") if self.settings is not None else ""
+        return folder if folder and Path(folder).is_dir() else str(Path.home())
+
+    def _remember_export_folder(self, folder: str) -> None:
+        if self.settings is not None:
+            self.settings.set_value(EXPORT_FOLDER_KEY, folder)
+
+    def _start_export(self, run_id: str, fmt: str, target: str) -> None:
+        self._exporting = True
+        self._update_buttons()
+        self.message.emit(f"Exporting run {run_id} as {self.export_combo.currentText()} to {target}…", "info")
+        store = self.store
 
         def work(_report: Any, _stop: Any) -> Any:
             from transferlab.core.deploy.export import export_run
+            from transferlab.core.deploy.labels import write_labels
 
             with KERAS_LOCK:
-                return export_run(run_id, fmt, self.store)
+                path = export_run(run_id, fmt, store, out=target)
+            names = (store.read_json(run_id, "model_info.json", default={}) or {}).get("class_names") or []
+            return path, write_labels(path, [str(n) for n in names]) if names else None
 
         task = Task(work, "export", owner=self)
         task.returned.connect(self._on_exported)
         task.errored.connect(lambda error: self.message.emit(f"Export failed: {error}", "error"))
-        task.finished.connect(self._update_buttons)
+        task.finished.connect(self._on_export_finished)
         task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
         self._tasks.append(task)
         task.start()
 
-    def _on_exported(self, path: Any) -> None:
-        self.message.emit(f"Exported to {path}", "success")
+    def _on_export_finished(self) -> None:
+        self._exporting = False
+        self._update_buttons()
+
+    def _on_exported(self, result: Any) -> None:
+        path, labels = result
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        extra = f" (class names in {Path(labels).name})" if labels else ""
+        self.last_export = str(path)
+        self.exportMessage.emit(f"Exported to {path}{extra}.", str(folder))
         self.exported.emit(str(path))
+
+
+class RunLabelDialog(QDialog):
+    """Your own name and notes for a run (stored with it in label.json)."""
+
+    def __init__(self, run: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Rename run {run.run_id}")
+        self.name_edit = QLineEdit(run.label or run.name)
+        self.name_edit.setMaxLength(MAX_LABEL_CHARS)
+        self.name_edit.setPlaceholderText(run.title())
+        self.notes_edit = QPlainTextEdit(run.notes)
+        self.notes_edit.setPlaceholderText("What you tried, what you noticed…")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Name", self.name_edit)
+        form.addRow("Notes", self.notes_edit)
+        form.addRow(buttons)
+        self.resize(460, 260)
+
+    def name(self) -> str:
+        return self.name_edit.text().strip()
+
+    def notes(self) -> str:
+        return self.notes_edit.toPlainText().strip()
+
+
+class SortItem(QTableWidgetItem):
+    """A cell that sorts by a key (numbers as numbers, times as times), not by its text."""
+
+    def __init__(self, text: str, key: Any) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        if isinstance(other, SortItem):
+            try:
+                return bool(self.key < other.key)
+            except TypeError:
+                return str(self.key) < str(other.key)
+        return super().__lt__(other)
+
+
+def _data_set(run: Any) -> str:
+    return "mnist" if run.kind == "mnist" else str(run.config.get("data_dir", ""))
+
+
+def best_runs(runs: list[Any]) -> set[str]:
+    """Per data set with two or more finished runs: the run with the highest accuracy."""
+    groups: dict[str, list[Any]] = {}
+    for run in runs:
+        if run.status == "finished" and isinstance(run.metrics.get("accuracy"), float):
+            groups.setdefault(_data_set(run), []).append(run)
+    return {max(group, key=lambda r: r.metrics["accuracy"]).run_id for group in groups.values() if len(group) > 1}
+
+
+def comparison_pairs(runs: list[Any]) -> dict[str, tuple[int, str, str]]:
+    """The frozen and fine-tuned runs trained together (the fine-tuned one starts from the frozen one):
+    run id → (pair number, "frozen" | "fine-tuned", the other run's id). Pairs are numbered oldest first."""
+    ids = {run.run_id: run for run in runs}
+    pairs = sorted(((ids[run.config.get("init_from_run")], run) for run in runs
+                    if run.config.get("mode") == "finetune" and run.config.get("init_from_run") in ids),
+                   key=lambda pair: pair[0].created)
+    found: dict[str, tuple[int, str, str]] = {}
+    for number, (frozen, tuned) in enumerate(pairs, 1):
+        found[frozen.run_id] = (number, "frozen", tuned.run_id)
+        found[tuned.run_id] = (number, "fine-tuned", frozen.run_id)
+    return found
+
+
+def difference_pair(runs: list[Any]) -> tuple[int, int, str]:
+    """Which two compared runs a difference column subtracts, and its name: "fine-tuned − frozen" for a frozen
+    and a fine-tuned run, else the newest minus the oldest run, named "B − A" by their titles."""
+    modes = [run.config.get("mode") if run else None for run in runs]
+    if len(runs) == 2 and sorted(map(str, modes)) == ["finetune", "frozen"]:
+        tuned = modes.index("finetune")
+        return 1 - tuned, tuned, "fine-tuned − frozen"
+    order = sorted(range(len(runs)), key=lambda i: runs[i].created if runs[i] else 0.0)
+    first, last = order[0], order[-1]
+    names = [_short_title(runs[i]) for i in (last, first)]
+    return first, last, f"{names[0]} − {names[1]}"
+
+
+def _short_title(run: Any) -> str:
+    if run is None:
+        return "?"
+    text = run.label or run.title()
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def _row_values(run: Any, best: bool, pair: tuple[int, str, str] | None) -> list[tuple[str, Any]]:
+    accuracy = run.metrics.get("accuracy")
+    shown = f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—"
+    return [(run.title() + ("  ✎" if run.notes else ""), run.title().lower()),
+            (run.run_id, run.run_id),
+            (run.status + (f" ({run.reason})" if run.reason else ""), (run.status, run.reason)),
+            (("★ " if best else "") + shown, accuracy if isinstance(accuracy, float) else -1.0),
+            (str(run.epochs_done), run.epochs_done),
+            (_when(run.created), run.created),
+            (f"pair {pair[0]} · {pair[1]}" if pair else "", (pair[0], pair[1]) if pair else (0, ""))]
+
+
+def _tooltip(run: Any, column: int, best: bool, pair: tuple[int, str, str] | None) -> str:
+    if run.damaged:
+        return f"This run is damaged: {run.reason}. It can only be deleted."
+    if column == 0 and run.notes:
+        return f"{run.title()}\n\n{run.notes}"
+    if column == STATUS_COLUMN and run.reason:
+        return f"{run.status}: {run.reason}"
+    if column == ACCURACY_COLUMN and best:
+        return "The best accuracy among the finished runs on this data set."
+    if column == PAIR_COLUMN and pair:
+        return f"Trained with run {pair[2]} as a frozen vs fine-tuned comparison on the same split."
+    return ""
+
+
+def _distinct_metrics(metrics: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Leave out a metric that repeats another one under a longer name (test_accuracy = accuracy)."""
+    kept: dict[str, list[Any]] = {}
+    for key, values in metrics.items():
+        if any(key.endswith("_" + other) and values == seen for other, seen in kept.items()):
+            continue
+        kept = {k: v for k, v in kept.items() if not (k.endswith("_" + key) and v == values)}
+        kept[key] = values
+    return dict(sorted(kept.items()))
+
+
+def _metric_name(key: str) -> str:
+    """snake_case metric keys as words: val_accuracy → validation accuracy."""
+    words = key.replace("val_", "validation_").split("_")
+    return " ".join(words)
+
+
+def _file_stem(text: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-.")
+    return safe[:80] or "model"
 
 
 def _when(seconds: float) -> str:

@@ -4,7 +4,7 @@ a clickable image mosaic and probability bars."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
+    QPushButton,
     QSizePolicy,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -31,22 +33,31 @@ _LEVEL_STYLE = {
 
 
 class MessageBar(QFrame):
-    """A non-blocking, closable message line (errors never open a modal dialog)."""
+    """A non-blocking, closable message line (errors never open a modal dialog), with an optional action
+    button ("Show in folder"). It lives in a StatusArea, so showing or clearing it never moves the layout."""
+
+    changed = Signal(bool)  # True when a message is shown, False when cleared
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.level = ""
+        self._action: Callable[[], None] | None = None
         self._label = QLabel()
         self._label.setWordWrap(True)
         self._label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._on_action)
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
         close.setToolTip("Dismiss")
         close.clicked.connect(self.clear)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
+        layout.setContentsMargins(8, 2, 4, 2)
         layout.addWidget(self._label, 1)
+        layout.addWidget(self.action_button)
         layout.addWidget(close)
         self.hide()
 
@@ -54,16 +65,45 @@ class MessageBar(QFrame):
     def text(self) -> str:
         return self._label.text()
 
-    def show_message(self, text: str, level: str = "info") -> None:
+    def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None,
+                     ) -> None:
         self.level = level
         self._label.setText(text)
+        self._label.setToolTip(text)
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.setStyleSheet(f"MessageBar{{{_LEVEL_STYLE.get(level, _LEVEL_STYLE['info'])}border-radius:4px;}}")
         self.show()
+        self.changed.emit(True)
 
     def clear(self) -> None:
         self.level = ""
         self._label.setText("")
+        self._action = None
         self.hide()
+        self.changed.emit(False)
+
+    def _on_action(self) -> None:
+        if self._action is not None:
+            self._action()
+
+
+class StatusArea(QStackedWidget):
+    """A fixed-height line under the run bar: the data source, or a message over it. Its height never changes,
+    so a message appearing or going never shifts the tabs (clicks land where the user aimed)."""
+
+    LINES = 2
+
+    def __init__(self, idle: QWidget, message_bar: MessageBar, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.idle, self.message_bar = idle, message_bar
+        self.addWidget(idle)
+        self.addWidget(message_bar)
+        message_bar.changed.connect(lambda shown: self.setCurrentWidget(message_bar if shown else idle))
+        line = self.fontMetrics().lineSpacing()
+        self.setFixedHeight(self.LINES * line + 14)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
 
 def gray_qimage(array: np.ndarray) -> QImage:

@@ -9,6 +9,8 @@ Layout of one run folder (every file written atomically and fsynced, see transfe
     metrics.json    evaluation results (test or validation set)
     model.keras     the trained model (loaded with Keras safe_mode)
     split.json      folder runs: the exact train/validation/test split
+    label.json      optional: the user's own name and notes for the run ({"name": ..., "notes": ...}); a bad
+                    one is ignored (the run is still listed), never a reason to call the run damaged
 A run whose status says "running" but whose process is gone (or whose pid now belongs to another process) is
 listed as "interrupted". A run folder whose files cannot be read, or hold the wrong kind of JSON, is listed as
 "damaged" with the reason; it never hides the other runs.
@@ -51,8 +53,10 @@ _RUN_FILES = ("config.json", "status.json")  # a folder with neither is not a ru
 _WILDCARDS = frozenset("*?[]")
 _JSON_TYPES: dict[str, type] = {"config.json": dict, "status.json": dict, "history.json": list,
                                 "metrics.json": dict, "summary.json": dict, "model_info.json": dict,
-                                "split.json": dict}
+                                "split.json": dict, "label.json": dict}
 _CREATE_ATTEMPTS = 1000
+MAX_LABEL_CHARS = 200
+MAX_NOTES_CHARS = 20_000
 
 
 def default_runs_dir() -> Path:
@@ -80,6 +84,8 @@ class RunInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     epochs_done: int = 0
     deleted: float = 0.0  # runs in the trash: when they were deleted
+    label: str = ""  # the user's own name for the run (label.json), shown instead of the config's name
+    notes: str = ""  # the user's notes (label.json)
 
     @property
     def damaged(self) -> bool:
@@ -97,7 +103,8 @@ class RunInfo:
             label = f"{Path(str(self.config.get('data_dir', '?'))).name} {self.config.get('mode', '?')}"
         else:
             label = "damaged run" if self.damaged else str(self.kind)
-        return f"{self.name} — {label}" if self.name else label
+        name = self.label or self.name
+        return f"{name} — {label}" if name else label
 
 
 def check_run_id(text: Any) -> str:
@@ -173,6 +180,13 @@ class RunStore:
 
     def write_json(self, run_id: str, filename: str, obj: Any) -> None:
         write_json_atomic(self.locate(run_id) / _plain_name(filename), obj)
+
+    def set_label(self, run_id: str, name: str, notes: str = "") -> None:
+        """The user's own name and notes for a run, in label.json (written atomically); empty both to clear."""
+        name, notes = _label_text(name, "name", MAX_LABEL_CHARS), _label_text(notes, "notes", MAX_NOTES_CHARS)
+        if "\n" in name or "\r" in name:
+            raise ConfigError(f"run name: expected one line, got {_shown(name)}")
+        write_json_atomic(self.locate(run_id) / "label.json", {"name": name.strip(), "notes": notes.strip()})
 
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
         """Save atomically and durably: a temp file, fsynced, renamed over the target, the folder fsynced."""
@@ -509,10 +523,33 @@ class RunStore:
             state, reason = status.get("status", "interrupted"), status.get("reason", "")
             if state == "running" and not processes.is_running(status.get("pid"), status.get("pid_start")):
                 state = "interrupted"
+        label = _user_label(path)
         return RunInfo(run_id=path.name, path=path, kind=_text(config.get("kind"), "?"),
                        name=_text(config.get("name"), ""), status=state, reason=reason,
                        created=float(created) if _is_time(created) else 0.0, config=config, metrics=metrics,
-                       epochs_done=len(history) if isinstance(history, list) else 0, deleted=deleted)
+                       epochs_done=len(history) if isinstance(history, list) else 0, deleted=deleted,
+                       label=label.get("name", ""), notes=label.get("notes", ""))
+
+
+def _user_label(path: Path) -> dict[str, str]:
+    """label.json's name and notes; {} when there is none or it is unreadable (logged, never damaging)."""
+    try:
+        value = _load_json(path / "label.json", dict)
+    except FileNotFoundError:
+        return {}
+    except RunStoreError as exc:
+        logger.warning("ignoring the label of run %s: %s", path.name, exc)
+        return {}
+    return {key: value[key][:limit] for key, limit in (("name", MAX_LABEL_CHARS), ("notes", MAX_NOTES_CHARS))
+            if isinstance(value.get(key), str)}
+
+
+def _label_text(value: Any, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"run {what}: expected text, got {_json_kind(value)}")
+    if len(value) > limit:
+        raise ConfigError(f"run {what}: expected at most {limit} characters, got {len(value)}")
+    return value
 
 
 def _load_json(path: Path, expected: type | None = None) -> Any:

@@ -211,12 +211,16 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     assert "mode" in rows
 
 
-def test_export_from_the_runs_list(qtbot, make_window, trained_store):
+def test_export_from_the_runs_list(qtbot, make_window, trained_store, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    target = tmp_path / "model.keras"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: (str(target), ""))  # the user's answer
     window = make_window(trained_store)
     panel = window.runs_panel
     panel.select([panel.runs[0].run_id])
     assert panel.export_button.isEnabled()
     with qtbot.waitSignal(panel.exported, timeout=60000) as done:
         qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
-    assert Path(done.args[0]).exists()
+    assert Path(done.args[0]) == target and target.exists()
     assert window.message_bar.level == "success"
