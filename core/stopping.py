@@ -11,10 +11,18 @@ class StopFlag:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._reason = ""
+        self._skip_evaluation = False
 
-    def request(self, reason: str = "stopped by user") -> None:
+    def request(self, reason: str = "stopped by user", evaluate: bool = True) -> None:
+        """Stop at the next check. `evaluate=False` (the app is closing): keep the finished epochs and the model
+        but skip the evaluation on the test set, which can take seconds; it sticks until `clear()`."""
         self._reason = reason
+        self._skip_evaluation = self._skip_evaluation or not evaluate
         self._event.set()
+
+    @property
+    def skip_evaluation(self) -> bool:
+        return self._event.is_set() and self._skip_evaluation
 
     @property
     def requested(self) -> bool:
@@ -27,3 +35,4 @@ class StopFlag:
     def clear(self) -> None:
         self._event.clear()
         self._reason = ""
+        self._skip_evaluation = False

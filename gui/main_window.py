@@ -409,7 +409,13 @@ class MainWindow(QMainWindow):
         self.settings.save_window(self)
         self.model_panel.shutdown()
         if self.training is not None and self.training.running:
-            self.training.stop("the window was closed")
+            # keep the finished epochs and the model, but no evaluation of the whole test set now
+            self.training.stop_flag.request("the window was closed", evaluate=False)
+            self.progress.setFormat("stopping… (keeping the finished epochs)")
+            self.setWindowTitle(f"Stopping… — {WINDOW_TITLE}")
+            self.show_message("Stopping the run before closing: the finished epochs and the model are kept.",
+                              "info")
+            self.repaint()  # shown now: the wait below blocks the event loop until the worker has ended
         wait_for_tasks(CLOSE_TIMEOUT_S)
         super().closeEvent(event)
 

@@ -84,11 +84,15 @@ def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore,
             status, reason = "stopped", str(exc) or "stopped by user"
         if recorder.history:
             final_model = prepared.finalize(prepared.model)
-            ctx.reporter(PhaseProgress("evaluating", 0, 1))
-            metrics = job.evaluate(final_model, ctx)
-            metrics["epochs_trained"] = len(recorder.history)
+            if status == "stopped" and stop.skip_evaluation:  # closing: keep the epochs and model, now
+                reason += "; not evaluated (the app was closing)"
+            else:
+                ctx.reporter(PhaseProgress("evaluating", 0, 1))
+                metrics = job.evaluate(final_model, ctx)
+                metrics["epochs_trained"] = len(recorder.history)
             store.save_model(run.run_id, final_model)
-            store.write_json(run.run_id, "metrics.json", metrics)
+            if metrics:
+                store.write_json(run.run_id, "metrics.json", metrics)
     except StopRequested as exc:
         status, reason = "stopped", str(exc) or "stopped by user"
     except TransferlabError as exc:

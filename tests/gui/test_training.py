@@ -114,7 +114,10 @@ def test_closing_during_training_stops_and_joins_the_worker(qtbot, make_window):
     window.close()
     assert time.perf_counter() - started < 10
     assert task.join(0)  # the worker thread has ended
-    assert task.stop_flag.requested
+    assert task.stop_flag.requested and task.stop_flag.skip_evaluation
+    assert window.windowTitle().startswith("Stopping…")
+    run = window.store.list()[0]
+    assert run.status == "stopped" and not run.metrics  # no evaluation on close (see test_stop_on_close.py)
 
 
 def test_bad_settings_show_a_message_not_a_crash(qtbot, make_window):
