@@ -33,7 +33,7 @@ from transferlab.gui.results_panel import ResultsPanel
 from transferlab.gui.runs_panel import RunsPanel
 from transferlab.gui.settings import AppSettings
 from transferlab.gui.training_panel import TrainingPanel
-from transferlab.gui.widgets import MessageBar, StatusArea, html_text
+from transferlab.gui.widgets import MessageBar, StatusArea, friendly_error, html_text
 from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         self.data_panel.sourceChanged.connect(self._on_source_changed)
         self.data_panel.loaded.connect(self._on_data_loaded)
         self.model_panel.compareRequested.connect(self.start_compare)
+        self.model_panel.summaryShown.connect(self._update_train_button)
         self.runs_panel.showResults.connect(self.show_results)
         self.runs_panel.classifyWith.connect(self._on_classify_with)
         self.runs_panel.listed.connect(lambda: self.classify_panel.refresh_runs(self.runs_panel.runs))
@@ -194,6 +195,7 @@ class MainWindow(QMainWindow):
     # ---- messages ----
 
     def show_message(self, text: str, level: str = "info", action: tuple[str, Any] | None = None) -> None:
+        text = friendly_error(text)
         self.message_bar.show_message(text, level, action)
         if level == "error":
             logger.warning("%s", text)
@@ -204,6 +206,8 @@ class MainWindow(QMainWindow):
     # ---- data source ----
 
     def _on_source_changed(self, kind: str, folder: str) -> None:
+        if not self.is_training():
+            self.message_bar.clear()  # a message about the previous data set is outdated now
         self.model_panel.set_kind(kind)
         self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
                                   else f"Data: folder <b>{html_text(folder)}</b>")
@@ -231,6 +235,10 @@ class MainWindow(QMainWindow):
         kind, folder = self.data_panel.source()
         if compare and kind != "folder":
             self.show_message("Frozen vs fine-tuned needs a folder data set: choose one in Data.", "warning")
+            return None
+        if kind == "folder" and self.model_panel.summary_error:
+            self.show_message(f"This backbone can't be used: {self.model_panel.summary_error}. Choose another one "
+                              "in Model.", "error")
             return None
         if kind == "folder" and self.data_panel.scan_error:
             self.show_message(f"This folder can't be used for training: {self.data_panel.scan_error}", "error")
@@ -265,6 +273,16 @@ class MainWindow(QMainWindow):
         task.start()
         return task
 
+    def _update_train_button(self) -> None:
+        """Train is greyed out while the Model view shows that the chosen backbone can't be built."""
+        blocked = self.model_panel.kind == "folder" and bool(self.model_panel.summary_error)
+        idle = not self.is_training()
+        self.train_button.setEnabled(idle and not blocked)
+        self.train_action.setEnabled(idle and not blocked)
+        self.model_panel.compare_button.setEnabled(idle and not blocked)
+        self.train_button.setToolTip(f"The backbone can't be used: {self.model_panel.summary_error}" if blocked
+                                     else "Train the model on the chosen data (Ctrl+Return)")
+
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
         self.train_action.setEnabled(not running)
@@ -274,6 +292,7 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(running)
         if not running:
             self.setWindowTitle(WINDOW_TITLE)
+            self._update_train_button()
 
     def stop_training(self) -> None:
         if self.training is not None and self.training.running:
@@ -345,7 +364,7 @@ class MainWindow(QMainWindow):
         task = self.training
         self._set_running(False)
         self.eta_label.setText(f"took {_duration(time.monotonic() - self._started)}")
-        status = getattr(self.last_result, "status", "done")
+        status = _task_status(self.last_result) if task is not None and not task.error else "failed"
         self.progress.setValue(1000 if status == "finished" else self.progress.value())
         self.progress.setFormat(status)
         self.runs_panel.refresh()
@@ -418,6 +437,17 @@ class MainWindow(QMainWindow):
             self.repaint()  # shown now: the wait below blocks the event loop until the worker has ended
         wait_for_tasks(CLOSE_TIMEOUT_S)
         super().closeEvent(event)
+
+
+def _task_status(result: Any) -> str:
+    """How a training task ended, for the progress bar: a compare is as good as its worse run."""
+    if isinstance(result, dict):
+        statuses = [(result.get(key) or {}).get("status") for key in ("frozen", "finetune")]
+        for status in ("failed", "stopped"):
+            if status in statuses:
+                return status
+        return "finished" if all(s == "finished" for s in statuses) else "stopped"
+    return str(getattr(result, "status", "") or "failed")
 
 
 def show_in_folder(folder: str) -> bool:

@@ -38,7 +38,7 @@ from transferlab.core.config import (
     MnistConfig,
     mnist_preset,
 )
-from transferlab.gui.widgets import html_text
+from transferlab.gui.widgets import friendly_error, html_text
 from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class ModelPanel(QWidget):
         self.kind = "mnist"
         self.class_count = 2  # of the chosen folder, once scanned: sizes the new head in the summary
         self.summary: Any = None
+        self.summary_error = ""  # why the chosen model can't be built ("" when it can)
         self._summary_cache: dict[tuple[str, str], Any] = {}
         self._summary_key: tuple[str, str] | None = None
         self._tasks: list[Task] = []
@@ -133,7 +134,9 @@ class ModelPanel(QWidget):
         self.unfreeze_spin = QSpinBox()
         self.unfreeze_spin.setRange(1, 99)
         self.unfreeze_spin.setValue(1)
-        self.unfreeze_spin.setSuffix(" blocks")
+        self.unfreeze_spin.setSuffix(" block")
+        self.unfreeze_spin.valueChanged.connect(
+            lambda value: self.unfreeze_spin.setSuffix(" block" if value == 1 else " blocks"))
         self.unfreeze_all = QCheckBox("all")
         self.finetune_radio.toggled.connect(self._update_enabled)
         self.finetune_radio.toggled.connect(self._follow_mode_learning_rate)
@@ -355,6 +358,8 @@ class ModelPanel(QWidget):
     def _on_summary_error(self, key: tuple[str, str], error: str) -> None:
         if key == self._summary_key:
             self.summary = None
+            self.summary_error = friendly_error(error)
+            error = self.summary_error
             self.summary_table.setRowCount(0)
             self.summary_label.setText(
                 f"<span style='color:#a00'>Could not build the summary: {html_text(error)}</span>")
@@ -365,8 +370,10 @@ class ModelPanel(QWidget):
         if key[0] == "folder":
             info, result = result
         self.summary = result
+        self.summary_error = ""
+        fixed = "frozen" if key[0] == "folder" else "non-trainable (BatchNorm statistics)"
         counts = (f"<b>{html_text(result.name)}</b>: {result.total_params:,} parameters — "
-                  f"<b>{result.trainable_params:,}</b> trainable, {result.frozen_params:,} frozen.")
+                  f"<b>{result.trainable_params:,}</b> trainable, {result.frozen_params:,} {fixed}.")
         if info is not None:
             size = "×".join(str(s) for s in info.input_size)
             counts += (f"<br><b>Backbone</b>: {html_text(info.name)}, input {size}, {info.feature_dim} features, "

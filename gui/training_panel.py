@@ -32,12 +32,14 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.header)
         layout.addWidget(splitter, 1)
         self._last_phase = ""
+        self._last_elapsed = 0.0
 
     def begin(self, title: str, epochs: int) -> None:
         self.curves.reset(epochs)
         self.curves.draw_now()  # the one full redraw, before the worker competes for the CPU
         self.log.clear()
         self._last_phase = ""
+        self._last_elapsed = 0.0
         self.header.setText(f"<b>{html_text(title)}</b> — starting…")
         self.append(f"Training {title}")
 
@@ -52,16 +54,21 @@ class TrainingPanel(QWidget):
             m = event.metrics
             val = (f", val_loss {m['val_loss']:.4f}, val_accuracy {m['val_accuracy']:.4f}"
                    if "val_loss" in m and "val_accuracy" in m else "")
+            took = event.elapsed - self._last_elapsed
+            self._last_elapsed = event.elapsed
             self.append(f"epoch {event.epoch}/{event.epochs}: loss {m.get('loss', float('nan')):.4f}, "
-                        f"accuracy {m.get('accuracy', float('nan')):.4f}{val} ({event.elapsed:.1f} s)")
+                        f"accuracy {m.get('accuracy', float('nan')):.4f}{val} — took {took:.1f} s, "
+                        f"{event.elapsed:.1f} s since training started")
         elif isinstance(event, PhaseProgress):
             if event.phase != self._last_phase:
                 self._last_phase = event.phase
                 self.append(f"{event.phase}…")
         elif isinstance(event, RunStarted):
             summary = event.model_summary
+            self._last_elapsed = 0.0
+            fixed = "frozen" if event.config.get("kind") == "folder" else "non-trainable (BatchNorm statistics)"
             self.header.setText(f"<b>{html_text(event.run_id)}</b> — {summary.total_params:,} parameters "
-                                f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} frozen)")
+                                f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} {fixed})")
             data = event.data_summary
             if "train_samples" in data:
                 self.append(f"run {event.run_id}: {data.get('train_samples')} training, "

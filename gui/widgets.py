@@ -4,6 +4,7 @@ a clickable image mosaic and probability bars."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,17 @@ class ProbabilityBars(QWidget):
                               f"QProgressBar::chunk{{background:{'#4a90d9' if index == 0 else '#a9c7ea'};}}")
             self._layout.addWidget(bar)
             self.bars.append(bar)
+
+
+_OWN_ERRORS = re.compile(r"\b(?:TransferlabError|DataError|ImageError|ModelError|RunStoreError|ConfigError): ")
+_URL_ERROR = re.compile(r"<urlopen error (?:\[Errno -?\d+\] )?([^>]*)>")
+
+
+def friendly_error(text: str) -> str:
+    """An error as a user reads it: without the project's own exception class names ("ModelError: ") and
+    with Python's raw "<urlopen error …>" turned into words."""
+    text = _OWN_ERRORS.sub("", text)
+    return _URL_ERROR.sub(lambda m: f"could not download it ({m.group(1).strip() or 'no network'})", text)
 
 
 def html_text(value: Any) -> str:

@@ -301,3 +301,46 @@ def test_export_keeps_a_users_own_labels_file(tmp_path):
     assert write_labels(tmp_path / "other.keras", ["a"]) == tmp_path / "other.keras.labels.txt"
     os.remove(mine)
     assert write_labels(model, ["cat", "dog"]) == mine and mine.read_text() == "cat\ndog\n"
+
+
+# ---- 14. status texts ----
+
+def test_a_backbone_that_cannot_be_built_disables_train_with_a_plain_message(qtbot, make_window, tmp_path):
+    from tests.gui.conftest import make_class_folder
+
+    root = make_class_folder(tmp_path / "shapes", {"red": 3, "green": 3})
+    window = make_window()
+    window.show_message("MNIST: an old message about the previous data set", "warning")
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_folder(str(root))
+    assert window.message_bar.level == ""  # the outdated message went with the data set switch
+    panel = window.model_panel
+    with qtbot.waitSignal(panel.summaryShown, timeout=60000):
+        panel.backbone_combo.setEditText(str(tmp_path / "no-such-savedmodel"))
+    assert panel.summary_error and "Error:" not in panel.summary_error
+    assert not window.train_button.isEnabled() and not panel.compare_button.isEnabled()
+    assert window.start_training() is None  # no failed run is created
+    assert window.store.list() == []
+    assert window.message_bar.level == "error" and "ModelError" not in window.message_bar.text
+    panel.unfreeze_spin.setValue(1)
+    assert panel.unfreeze_spin.suffix() == " block"
+    panel.unfreeze_spin.setValue(3)
+    assert panel.unfreeze_spin.suffix() == " blocks"
+
+
+def test_error_texts_read_as_sentences():
+    from transferlab.gui.widgets import friendly_error
+
+    assert friendly_error("Training could not run: ModelError: expected a backbone, got 'x'") == \
+        "Training could not run: expected a backbone, got 'x'"
+    assert friendly_error("backbone: <urlopen error [Errno -3] Temporary failure in name resolution>") == \
+        "backbone: could not download it (Temporary failure in name resolution)"
+
+
+def test_a_stopped_compare_is_not_called_done():
+    from transferlab.gui.main_window import _task_status
+
+    assert _task_status({"frozen": {"status": "finished"}, "finetune": {"status": "stopped"}}) == "stopped"
+    assert _task_status({"frozen": {"status": "stopped"}, "finetune": {"status": None}}) == "stopped"
+    assert _task_status({"frozen": {"status": "finished"}, "finetune": {"status": "finished"}}) == "finished"
+    assert _task_status(None) == "failed"
