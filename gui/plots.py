@@ -14,10 +14,16 @@ matplotlib.use("QtAgg")
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 REDRAW_INTERVAL_MS = 100
+TRAINING_EMPTY = "Press Train: loss and accuracy appear here while the model learns."
+TRAINING_STARTING = "Starting: loading TensorFlow and the data. The curves appear after the first batches."
+CONFUSION_EMPTY = ("The confusion matrix of a run appears here.\nTrain a model, or pick a run in\n"
+                   "Runs & compare and press Show results.")
+COMPARE_EMPTY = "Select two or more runs above (Ctrl/Shift-click) to overlay their curves here."
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -58,6 +64,20 @@ class Canvas(FigureCanvasQTAgg):
     def before_draw(self) -> None:
         """Rescale axes etc. just before a redraw (cheaper than after every update)."""
 
+    def _make_placeholder(self) -> Any:
+        return self.figure.text(0.5, 0.5, "", ha="center", va="center", fontsize=11, color="#666", wrap=True)
+
+    def show_placeholder(self, text: str) -> None:
+        """An empty plot says what will appear there and how to get it, instead of showing blank axes."""
+        self.placeholder.set_text(text)
+        self.placeholder.set_visible(bool(text))
+        for ax in self.figure.axes:
+            ax.set_visible(not text)
+
+    @property
+    def placeholder_text(self) -> str:
+        return str(self.placeholder.get_text()) if self.placeholder.get_visible() else ""
+
 
 class TrainingCurves(Canvas):
     """Loss and accuracy for training and validation: one marker per epoch, plus the within-epoch trace.
@@ -82,14 +102,19 @@ class TrainingCurves(Canvas):
             ax.set_xlabel("epoch", fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
+        for ax in (self.ax_loss, self.ax_acc):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         self.ax_loss.legend(fontsize=8, loc="upper right")
+        self.placeholder = self._make_placeholder()
+        self.log_loss = False
         self.full_draws = 0
         self._background: Any = None
         self._needs_full = True
         self.mpl_connect("draw_event", self._on_draw_event)
-        self.reset()
+        self.mpl_connect("motion_notify_event", self._on_hover)
+        self.reset(message=TRAINING_EMPTY)
 
-    def reset(self, epochs: int = 1) -> None:
+    def reset(self, epochs: int = 1, message: str = "") -> None:
         self.epochs_planned = max(1, epochs)
         self.epochs: list[dict[str, float]] = []
         self._batch_x: list[float] = []
@@ -101,10 +126,27 @@ class TrainingCurves(Canvas):
             line.set_data([], [])
         self.ax_loss.set_xlim(0, self.epochs_planned + 0.2)
         self.ax_acc.set_xlim(0, self.epochs_planned + 0.2)
-        self.ax_loss.set_ylim(0, 3.0)  # ln(10) = 2.3: most runs start below, so the axis rarely grows
+        self._set_loss_limits(0.0, 3.0)  # ln(10) = 2.3: most runs start below, so the axis rarely grows
         self.ax_acc.set_ylim(0, 1.01)
+        self.show_placeholder(message)
         self._needs_full = True
         self.request_redraw()
+
+    def _show_axes(self) -> None:
+        if self.placeholder_text:
+            self.show_placeholder("")
+            self._needs_full = True
+
+    def set_log_loss(self, log: bool) -> None:
+        """Loss on a log scale: the last epochs' small differences stay visible next to the first batches."""
+        self.log_loss = log
+        self.ax_loss.set_yscale("log" if log else "linear")
+        self.fit_view()
+
+    def _set_loss_limits(self, low: float, high: float) -> None:
+        if self.log_loss:
+            low = max(low, high * 1e-4, 1e-6)
+        self.ax_loss.set_ylim(low, high if high > low else low + 1)
 
     def _lines(self):
         return (self.loss_line, self.val_loss_line, self.acc_line, self.val_acc_line, self.batch_loss_line,
@@ -112,11 +154,9 @@ class TrainingCurves(Canvas):
 
     def add_batch(self, epoch: int, batch: int, batches: int | None, loss: float, accuracy: float) -> None:
         x = epoch - 1 + (batch / batches if batches else 0.5)
-        if self._batch_x and epoch != self._trace_epoch:  # a gap between epochs: Keras restarts its mean
-            self._batch_x.append(float("nan"))
-            self._batch_loss.append(float("nan"))
-            self._batch_acc.append(float("nan"))
-            self._ema = None
+        self._show_axes()
+        if epoch != self._trace_epoch:  # Keras restarts its running mean each epoch: so does the smoothing
+            self._ema = None  # (the trace stays one line: on fast runs a gap per epoch broke it into dashes)
         self._trace_epoch = epoch
         if self._ema is None:
             self._ema = (loss, accuracy)
@@ -130,12 +170,13 @@ class TrainingCurves(Canvas):
         self.request_redraw()
 
     def add_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self._show_axes()
         self.epochs.append({"epoch": epoch, **metrics})
         self._update_epoch_lines()
         self.request_redraw()
 
     def set_history(self, history: Sequence[dict[str, Any]], epochs: int | None = None) -> None:
-        self.reset(epochs or len(history))
+        self.reset(epochs or len(history), "" if history else "This run stored no finished epoch.")
         self.epochs = [dict(row) for row in history]
         self._update_epoch_lines()
         self.fit_view()
@@ -159,20 +200,40 @@ class TrainingCurves(Canvas):
         return values
 
     def fit_view(self) -> None:
-        """Rescale both axes to the data (a full redraw: call it when the run has ended)."""
-        values = self._loss_values()
-        top = max(values) if values else 2.5
-        self.ax_loss.set_ylim(0, top * 1.1 or 1)
-        accs = [v for v in self._batch_acc if _finite(v)] + [row[k] for row in self.epochs
-                                                            for k in ("accuracy", "val_accuracy")
-                                                            if _finite(row.get(k))]
-        low = min(accs) if accs else 0.0
-        self.ax_acc.set_ylim(max(0.0, min(low - 0.05, 0.9)), 1.01)
+        """Scale both axes to the per-epoch values (a full redraw: call it when the run has ended). The first
+        batches' loss, far above it, would squash the curves that matter; it is clipped (log scale shows it)."""
+        epoch_loss = [row[k] for row in self.epochs for k in ("loss", "val_loss") if _finite(row.get(k))]
+        values = epoch_loss or self._loss_values()
+        if self.log_loss:
+            values = [v for v in values + self._loss_values() if v > 0] or [1e-3, 1.0]
+            self._set_loss_limits(min(values) / 1.5, max(values) * 1.5)
+        elif values:
+            low, high = min(values), max(values)
+            pad = max(0.08 * (high - low), 0.02 * high, 1e-3)
+            self._set_loss_limits(max(0.0, low - pad), high + pad)
+        accs = [row[k] for row in self.epochs for k in ("accuracy", "val_accuracy") if _finite(row.get(k))]
+        accs = accs or [v for v in self._batch_acc if _finite(v)]
+        if accs:
+            low, high = min(accs), max(accs)
+            pad = max(0.08 * (high - low), 0.005)
+            self.ax_acc.set_ylim(max(0.0, low - pad), min(1.005, high + pad) if high + pad > low else 1.005)
         right = max(self.epochs_planned, len(self.epochs))
         for ax in (self.ax_loss, self.ax_acc):
             ax.set_xlim(0, right + 0.2)
         self._needs_full = True
         self.redraw_now()
+
+    def _on_hover(self, event: Any) -> None:
+        """Hovering a plot shows that epoch's values as a tooltip."""
+        if event.inaxes not in (self.ax_loss, self.ax_acc) or event.xdata is None or not self.epochs:
+            self.setToolTip("")
+            return
+        row = min(self.epochs, key=lambda r: abs(r["epoch"] - event.xdata))
+        parts = [f"{name} {row[key]:.4f}" for key, name in (("loss", "loss"), ("val_loss", "validation loss"),
+                                                            ("accuracy", "accuracy"),
+                                                            ("val_accuracy", "validation accuracy"))
+                 if _finite(row.get(key))]
+        self.setToolTip(f"epoch {row['epoch']}: " + ", ".join(parts))
 
     def draw_now(self) -> None:
         """A full, synchronous redraw (caches the background for the blitted updates)."""
@@ -189,7 +250,7 @@ class TrainingCurves(Canvas):
         # The trace is clipped until the run ends; fit_view() then shows everything.
         values = [row[k] for row in self.epochs for k in ("loss", "val_loss") if _finite(row.get(k))]
         if values and max(values) > self.ax_loss.get_ylim()[1]:
-            self.ax_loss.set_ylim(0, max(values) * 1.25)
+            self._set_loss_limits(self.ax_loss.get_ylim()[0], max(values) * 1.25)
             changed = True
         right = max(len(self.epochs), self._trace_epoch)
         if right > self.ax_loss.get_xlim()[1]:
@@ -258,12 +319,16 @@ class ConfusionPlot(Canvas):
         self.figure.subplots_adjust(left=0.18, right=0.97, bottom=0.16, top=0.92)
         self.matrix = np.zeros((0, 0), dtype=int)
         self.on_cell = on_cell
+        self.placeholder = self._make_placeholder()
+        self.show_placeholder(CONFUSION_EMPTY)
         self.mpl_connect("button_press_event", self._on_press)
 
-    def set_matrix(self, matrix: Sequence[Sequence[int]], names: Sequence[str]) -> None:
+    def set_matrix(self, matrix: Sequence[Sequence[int]], names: Sequence[str], empty: str = CONFUSION_EMPTY,
+                   ) -> None:
         self.matrix = np.asarray(matrix, dtype=int)
         self.ax.clear()
         n = len(names)
+        self.show_placeholder("" if n else empty)
         if n == 0:
             self.redraw_now()
             return
@@ -299,6 +364,9 @@ class CompareCurves(Canvas):
         self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.25)
 
+        self.placeholder = self._make_placeholder()
+        self.set_runs([], [])
+
     def set_runs(self, titles: Sequence[str], histories: Sequence[Sequence[dict[str, Any]]]) -> None:
         for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
             ax.clear()
@@ -306,15 +374,27 @@ class CompareCurves(Canvas):
             ax.set_xlabel("epoch", fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        self.show_placeholder("" if titles else COMPARE_EMPTY)
+        longest = 1
         for index, (title, history) in enumerate(zip(titles, histories, strict=True)):
             color = RUN_COLORS[index % len(RUN_COLORS)]
             epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+            longest = max([longest, *epochs])
             for ax, key in ((self.ax_loss, "loss"), (self.ax_acc, "accuracy")):
                 train = [row.get(key, np.nan) for row in history]
                 val = [row.get(f"val_{key}", np.nan) for row in history]
-                ax.plot(epochs, train, color=color, linestyle="--", linewidth=1, alpha=0.7)
-                ax.plot(epochs, val, color=color, marker="o", markersize=3, linewidth=1.6, label=_short(title, 30))
-        self.ax_acc.legend(fontsize=7, loc="lower right")
+                has_val = any(_finite(v) for v in val)
+                # markers on both lines: a run of a single epoch is a point, not an invisible line
+                ax.plot(epochs, train, color=color, linestyle="--", linewidth=1, alpha=0.7, marker=".",
+                        markersize=5, label=None if has_val else _short(title, 30))
+                if has_val:
+                    ax.plot(epochs, val, color=color, marker="o", markersize=4, linewidth=1.6,
+                            label=_short(title, 30))
+        for ax in (self.ax_loss, self.ax_acc):
+            ax.set_xlim(0.5, longest + 0.5)
+        if titles:
+            self.ax_acc.legend(fontsize=7, loc="lower right")
         self.redraw_now()
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
@@ -30,6 +30,7 @@ from transferlab.gui.worker import Task
 logger = logging.getLogger(__name__)
 
 MAX_SHOWN = 120
+NO_RUN_YET = "The images a run got wrong appear here once a run has been evaluated."
 ICON = 72
 _PARTS = {"validation": "val", "test": "test", "train": "train"}
 
@@ -92,7 +93,13 @@ class ResultsPanel(QWidget):
         self.per_class.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.per_class.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.per_class.verticalHeader().setVisible(False)
-        self.tabs.addTab(self.misclassified, "Misclassified (most confident first)")
+        self.misclassified_caption = QLabel(NO_RUN_YET)
+        self.misclassified_caption.setWordWrap(True)
+        wrong_page = QWidget()
+        wrong_layout = QVBoxLayout(wrong_page)
+        wrong_layout.addWidget(self.misclassified_caption)
+        wrong_layout.addWidget(self.misclassified, 1)
+        self.tabs.addTab(wrong_page, "Misclassified (most confident first)")
         self.tabs.addTab(cell_page, "Confusion cell")
         self.tabs.addTab(self.per_class, "Per class")
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -112,7 +119,19 @@ class ResultsPanel(QWidget):
         widget.setResizeMode(QListWidget.ResizeMode.Adjust)
         widget.setMovement(QListWidget.Movement.Static)
         widget.setWordWrap(True)
+        widget.itemDoubleClicked.connect(self._open_item)
         return widget
+
+    def _open_item(self, item: QListWidgetItem) -> None:
+        """A folder run's image opens full size in the system's image viewer."""
+        sample_id = item.data(Qt.ItemDataRole.UserRole)
+        root = self.data.get("root")
+        if root and isinstance(sample_id, str):
+            path = Path(root) / sample_id
+            if path.is_file():
+                QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+                return
+            self.message.emit(f"{path} is no longer there.", "warning")
 
     def show_run(self, run_id: str) -> None:
         self.run_id = run_id
@@ -133,11 +152,18 @@ class ResultsPanel(QWidget):
         if not metrics:
             self.header.setText(f"<b>{html_text(info.title())}</b> ({info.run_id}) — {info.status}"
                                 f"{': ' + html_text(info.reason) if info.reason else ''}. No evaluation results.")
-            self.confusion.set_matrix([], [])
+            self.confusion.set_matrix([], [], "This run has no evaluation results\n(it stopped before its first "
+                                      "epoch ended,\nor the app was closed while it trained).")
+            self.misclassified_caption.setText("This run has no evaluation results.")
             self.shown.emit(info.run_id)
             return
         names = metrics.get("class_names", [])
         eval_set = metrics.get("eval_set", "evaluation")
+        wrong = len(metrics.get("misclassified", []))
+        self.misclassified_caption.setText(
+            "The images the model got wrong, the most confident mistakes first"
+            + ("; double-click one to open it." if data.get("root") else ".")
+            if wrong else f"Nothing to show: every image of the {eval_set} set was classified correctly.")
         self.header.setText(
             f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {eval_set} set of "
             f"{metrics.get('samples', '?')} "

@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
-from transferlab.gui.plots import TrainingCurves
+from transferlab.gui.plots import TRAINING_STARTING, TrainingCurves
 from transferlab.gui.widgets import html_text
 
 
@@ -28,14 +28,20 @@ class TrainingPanel(QWidget):
         splitter.addWidget(self.curves)
         splitter.addWidget(self.log)
         splitter.setSizes([480, 140])
+        self.log_check = QCheckBox("Log-scale loss")
+        self.log_check.setToolTip("Show the loss on a log scale: small changes in the last epochs stay visible")
+        self.log_check.toggled.connect(self.curves.set_log_loss)
+        top = QHBoxLayout()
+        top.addWidget(self.header, 1)
+        top.addWidget(self.log_check)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.header)
+        layout.addLayout(top)
         layout.addWidget(splitter, 1)
         self._last_phase = ""
         self._last_elapsed = 0.0
 
     def begin(self, title: str, epochs: int) -> None:
-        self.curves.reset(epochs)
+        self.curves.reset(epochs, TRAINING_STARTING)
         self.curves.draw_now()  # the one full redraw, before the worker competes for the CPU
         self.log.clear()
         self._last_phase = ""

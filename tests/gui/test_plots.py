@@ -1,0 +1,74 @@
+"""Curves and empty states (issue 11, items 6 and 11): plots say what will appear instead of blank axes, scale
+to the per-epoch values, use whole-number epoch ticks, offer a log-scale loss, and show a one-epoch run."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def plots(qtbot):
+    from transferlab.gui import plots  # imported here, as in the other GUI tests (matplotlib's Qt backend)
+
+    return plots
+
+
+def _history(epochs: int) -> list[dict[str, float]]:
+    return [{"epoch": e, "loss": 0.5 / e, "val_loss": 0.55 / e, "accuracy": 0.90 + 0.02 * e,
+             "val_accuracy": 0.89 + 0.02 * e} for e in range(1, epochs + 1)]
+
+
+def test_empty_plots_say_what_will_appear(qtbot, plots):
+    curves, confusion, compare = plots.TrainingCurves(), plots.ConfusionPlot(), plots.CompareCurves()
+    for widget in (curves, confusion, compare):
+        qtbot.addWidget(widget)
+    assert curves.placeholder_text == plots.TRAINING_EMPTY and not curves.ax_loss.get_visible()
+    assert "Show results" in confusion.placeholder_text and not confusion.ax.get_visible()
+    assert "two or more runs" in compare.placeholder_text
+    curves.add_batch(1, 1, 10, 2.3, 0.1)  # the first batch: the axes appear
+    assert curves.placeholder_text == "" and curves.ax_loss.get_visible()
+    confusion.set_matrix([[3, 1], [0, 4]], ["cat", "dog"])
+    assert confusion.placeholder_text == "" and confusion.ax.get_visible()
+
+
+def test_curves_scale_to_the_epochs_not_the_first_batches(qtbot, plots):
+    curves = plots.TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.reset(4)
+    curves.add_batch(1, 1, 100, 9.0, 0.05)  # a huge first-batch loss
+    for row in _history(4):
+        curves.add_epoch(row["epoch"], row)
+    curves.fit_view()
+    low, high = curves.ax_loss.get_ylim()
+    assert high < 0.7 and low > 0.05  # the per-epoch losses (0.125 … 0.55) fill the axis
+    acc_low, acc_high = curves.ax_acc.get_ylim()
+    assert acc_low > 0.85 and acc_high <= 1.005
+    ticks = [t for t in curves.ax_loss.get_xticks() if 0 <= t <= 4]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    curves.set_log_loss(True)
+    assert curves.ax_loss.get_yscale() == "log" and curves.ax_loss.get_ylim()[0] > 0
+    assert curves.ax_loss.get_ylim()[1] >= 9.0  # on a log scale the first batches fit too
+
+
+def test_the_within_epoch_trace_is_one_line_on_fast_runs(qtbot, plots):
+    curves = plots.TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.reset(5)
+    for epoch in range(1, 6):  # one throttled batch report per epoch
+        curves.add_batch(epoch, 10, 10, 1.0 / epoch, 0.5)
+    ys = list(curves.batch_loss_line.get_ydata())
+    assert len(ys) == 5 and all(y == y for y in ys)  # no NaN gaps that break it into dashes
+
+
+def test_a_single_epoch_run_is_visible_in_the_compare_plot(qtbot, plots):
+    compare = plots.CompareCurves()
+    qtbot.addWidget(compare)
+    one = [{"epoch": 1, "loss": 0.4, "accuracy": 0.9}]  # no validation set, one epoch
+    compare.set_runs(["short run", "long run"], [one, _history(3)])
+    lines = compare.ax_acc.get_lines()
+    single = [line for line in lines if len(line.get_xdata()) == 1]
+    assert single and all(line.get_marker() not in (None, "", "None") for line in single)
+    labels = [text.get_text() for text in compare.ax_acc.get_legend().get_texts()]
+    assert labels == ["short run", "long run"]
+    left, right = compare.ax_acc.get_xlim()
+    assert left < 1 and right > 3
