@@ -103,7 +103,7 @@ class TrainingCurves(Canvas):
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
         for ax in (self.ax_loss, self.ax_acc):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole numbers
         self.ax_loss.legend(fontsize=8, loc="upper right")
         self.placeholder = self._make_placeholder()
         self.log_loss = False
@@ -374,7 +374,7 @@ class CompareCurves(Canvas):
             ax.set_xlabel("epoch", fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         self.show_placeholder("" if titles else COMPARE_EMPTY)
         longest = 1
         for index, (title, history) in enumerate(zip(titles, histories, strict=True)):

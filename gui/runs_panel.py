@@ -437,27 +437,33 @@ class RunsPanel(QWidget):
                 table.setItem(r, c, item)
 
     def _fill_per_class(self, titles: list[str], runs: list[Any]) -> None:
+        """One row per class: the class, each run's recall and the difference; sortable by any column."""
         table = self.per_class_table
+        table.setSortingEnabled(False)
         table.clear()
         per_run = [{row["class"]: row for row in (run.metrics if run else {}).get("per_class", [])} for run in runs]
         classes = list(dict.fromkeys(name for run in per_run for name in run))
         first, second, name = difference_pair(runs)
-        table.setColumnCount(len(titles) + 1)
-        table.setHorizontalHeaderLabels([*titles, f"recall {name}"])
-        table.horizontalHeaderItem(len(titles)).setToolTip(
+        table.setColumnCount(len(titles) + 2)
+        table.setHorizontalHeaderLabels(["class", *titles, f"recall {name}"])
+        table.horizontalHeaderItem(len(titles) + 1).setToolTip(
             f"Recall of {titles[second]} minus recall of {titles[first]}: green where it is higher (better).")
         table.setRowCount(len(classes))
-        table.setVerticalHeaderLabels(classes)
+        table.verticalHeader().setVisible(False)
         for r, class_name in enumerate(classes):
+            table.setItem(r, 0, SortItem(class_name, class_name.lower()))
             values = [run.get(class_name, {}).get("recall") for run in per_run]
-            for c, value in enumerate(values):
-                table.setItem(r, c, QTableWidgetItem("—" if value is None else f"{value:.3f}"))
+            for c, value in enumerate(values, 1):
+                table.setItem(r, c, SortItem("—" if value is None else f"{value:.3f}",
+                                             -1.0 if value is None else value))
             if values[first] is not None and values[second] is not None:
                 diff = values[second] - values[first]
-                item = QTableWidgetItem(f"{diff:+.3f}")
+                item = SortItem(f"{diff:+.3f}", diff)
                 if abs(diff) >= 0.005:
                     item.setBackground(BETTER if diff > 0 else WORSE)  # higher recall is an improvement
-                table.setItem(r, len(values), item)
+                table.setItem(r, len(values) + 1, item)
+        table.setSortingEnabled(True)
+        table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # the class order first
 
     def _fill_config(self, titles: list[str], diff: dict[str, list[Any]]) -> None:
         table = self.config_table

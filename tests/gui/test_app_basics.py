@@ -152,10 +152,15 @@ def test_per_class_difference_is_fine_tuned_minus_frozen_and_green_when_better(c
     table = panel.per_class_table
     column = table.columnCount() - 1
     assert table.horizontalHeaderItem(column).text() == "recall fine-tuned − frozen"
-    rows = {table.verticalHeaderItem(r).text(): r for r in range(table.rowCount())}
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
     cat, dog = table.item(rows["cat"], column), table.item(rows["dog"], column)
     assert cat.text() == "+0.200" and cat.background().color() == BETTER  # fine-tuning's gain is a gain
     assert dog.text() == "-0.050" and dog.background().color() == WORSE
+    table.sortByColumn(column, Qt.SortOrder.AscendingOrder)  # headers sort, numbers as numbers
+    assert [table.item(r, 0).text() for r in range(2)] == ["dog", "cat"]
+    panel.select([frozen])  # down to one run: nothing stale stays in the compare pane
+    assert table.rowCount() == 0 and panel.metrics_table.rowCount() == 0
+    assert "two or more runs" in panel.curves.placeholder_text
 
 
 def test_runs_of_a_comparison_are_grouped_and_the_best_is_marked(compare_pair):
