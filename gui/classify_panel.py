@@ -3,26 +3,35 @@ The selected run's model is loaded once (on a Task) and cached per run."""
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from transferlab.core.atomic import write_text_atomic
 from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
 from transferlab.gui.worker import KERAS_LOCK, Task
 
@@ -30,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 TOP_K = 5
 SHOWN_SIZE = 112
+GRID_ICON = 72
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)"
 NO_MODEL_HINT = "No trained model yet: train one first (Train button), then drop images here."
 DEFAULT_STATUSES = ("finished", "stopped")  # in this order; never interrupted, failed or damaged runs
@@ -87,6 +97,8 @@ class ClassifyPanel(QWidget):
         self._pending: list[str] = []
         self._task: Task | None = None
         self._usable: set[str] = set()
+        self.class_names: list[str] = []
+        self.truths: dict[int, str] = {}  # prediction index → the true class the user entered
         self._build()
 
     def _build(self) -> None:
@@ -101,16 +113,45 @@ class ClassifyPanel(QWidget):
         top.addWidget(QLabel("Model from run:"))
         top.addWidget(self.run_combo, 1)
         top.addWidget(self.open_button)
+        self.compact_check = QCheckBox("Compact grid")
+        self.compact_check.setToolTip("Many images at once: small tiles with the answer, instead of cards")
+        self.compact_check.toggled.connect(self._on_compact)
+        self.csv_button = QPushButton("Save as CSV…")
+        self.csv_button.setToolTip("Save every image's prediction (and the true class you entered) as a CSV file")
+        self.csv_button.setEnabled(False)
+        self.csv_button.clicked.connect(self.save_csv)
+        self.tally = QLabel("")
+        self.tally.setWordWrap(True)
+        self.score = QLabel("")
+        tools = QHBoxLayout()
+        tools.addWidget(self.tally, 1)
+        tools.addWidget(self.score)
+        tools.addWidget(self.compact_check)
+        tools.addWidget(self.csv_button)
         self.results = QWidget()
         self.results_layout = QVBoxLayout(self.results)
         self.results_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.results)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.results)
+        self.grid = QListWidget()
+        self.grid.setViewMode(QListWidget.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(GRID_ICON, GRID_ICON))
+        self.grid.setGridSize(QSize(GRID_ICON + 40, GRID_ICON + 46))
+        self.grid.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.grid.setMovement(QListWidget.Movement.Static)
+        self.grid.setWordWrap(True)
+        self.views = QStackedWidget()
+        self.views.addWidget(self.scroll)
+        self.views.addWidget(self.grid)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
-        layout.addWidget(scroll, 1)
+        layout.addLayout(tools)
+        layout.addWidget(self.views, 1)
+
+    def _on_compact(self, compact: bool) -> None:
+        self.views.setCurrentWidget(self.grid if compact else self.scroll)
 
     # ---- runs ----
 
@@ -194,7 +235,7 @@ class ClassifyPanel(QWidget):
             started = time.perf_counter()
             predictions = classifier.classify(paths, top_k=TOP_K)
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
-            return run_id, predictions, thumbs, time.perf_counter() - started
+            return run_id, predictions, thumbs, time.perf_counter() - started, list(classifier.class_names)
 
         task = Task(work, "classify", owner=self)
         task.returned.connect(self._on_classified)
@@ -217,28 +258,82 @@ class ClassifyPanel(QWidget):
     def _on_classified(self, result: Any) -> None:
         if result is None:
             return
-        run_id, predictions, thumbs, seconds = result
+        run_id, predictions, thumbs, seconds, class_names = result
         if run_id != self.run_id():  # the model was changed meanwhile: classify again with the chosen one
             self._pending = [p.file for p in predictions] + self._pending
             return
         self.last_seconds = seconds
         self._clear_results()
         self.predictions = list(predictions)
-        for prediction, thumb in zip(predictions, thumbs, strict=True):
-            self.results_layout.insertWidget(self.results_layout.count() - 1, self._row(prediction, thumb))
+        self.class_names = class_names
+        for index, (prediction, thumb) in enumerate(zip(predictions, thumbs, strict=True)):
+            self.results_layout.insertWidget(self.results_layout.count() - 1, self._row(index, prediction, thumb))
+            self._add_tile(prediction, thumb)
+        self.scroll.verticalScrollBar().setValue(0)  # new results start at the top, not at the old offset
+        self.grid.scrollToTop()
         ok = sum(1 for p in predictions if not p.error)
         self.status.setText(f"{ok} of {len(predictions)} image(s) classified with run {self.run_id()} "
                             f"in {1000 * seconds:.0f} ms.")
+        self.tally.setText(tally_text(self.predictions))
+        self.csv_button.setEnabled(bool(self.predictions))
+        self._update_score()
         self.classified.emit(self.predictions)
+
+    def _add_tile(self, prediction: Any, thumb: Any) -> None:
+        name = Path(prediction.file).name
+        text = (f"error\n{name}" if prediction.error
+                else f"{prediction.label}  {100 * prediction.probability:.0f} %\n{name}")
+        item = QListWidgetItem(text)
+        if not thumb.isNull():
+            item.setIcon(QIcon(scaled_pixmap(thumb, GRID_ICON, smooth=True)))
+        top = ", ".join(f"{label} {100 * probability:.1f} %" for label, probability in prediction.top)
+        item.setToolTip(f"{prediction.file}\n{prediction.error or top}")
+        self.grid.addItem(item)
+
+    # ---- your own labels: "does it read my handwriting?" ----
+
+    def set_truth(self, index: int, label: str) -> None:
+        """The true class of the index-th image, as the user entered it ("" to forget it)."""
+        if label:
+            self.truths[index] = label
+        else:
+            self.truths.pop(index, None)
+        self._update_score()
+
+    def _update_score(self) -> None:
+        right, total = score(self.predictions, self.truths)
+        self.score.setText(f"Your labels: <b>{right} of {total}</b> right ({100 * right / total:.0f} %)"
+                           if total else "")
+
+    def save_csv(self, path: str = "") -> str:
+        """Every prediction shown (and the true class entered) as CSV; returns the path written ("" if none)."""
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Save the predictions", str(Path.home() / "predictions.csv"),
+                                                  "CSV files (*.csv)")
+        if not path:
+            return ""
+        try:
+            write_text_atomic(path, predictions_csv(self.predictions, self.truths))
+        except Exception as exc:
+            logger.exception("saving %s", path)
+            self.message.emit(f"Could not save {path}: {exc}", "error")
+            return ""
+        self.message.emit(f"Saved {len(self.predictions)} predictions to {path}.", "success")
+        return path
 
     def _clear_results(self) -> None:
         self.predictions = []
+        self.truths = {}
+        self.grid.clear()
+        self.tally.setText("")
+        self.score.setText("")
+        self.csv_button.setEnabled(False)
         while self.results_layout.count() > 1:
             item = self.results_layout.takeAt(0)
             if item.widget() is not None:
                 item.widget().deleteLater()
 
-    def _row(self, prediction: Any, thumb: Any) -> QWidget:
+    def _row(self, index: int, prediction: Any, thumb: Any) -> QWidget:
         frame = QFrame()
         frame.setFrameShape(QFrame.Shape.StyledPanel)
         grid = QGridLayout(frame)
@@ -268,13 +363,51 @@ class ClassifyPanel(QWidget):
                             f"({100 * prediction.probability:.1f} %)")
             bars = ProbabilityBars()
             bars.set_top(prediction.top)
+            truth = QComboBox()
+            truth.addItem("—", "")
+            for name in self.class_names:
+                truth.addItem(name, name)
+            truth.setToolTip("The true class: the score above counts how many the model got right")
+            truth.currentIndexChanged.connect(lambda _i, box=truth, at=index: self.set_truth(at, box.currentData()))
+            head = QHBoxLayout()
+            head.addWidget(answer)
+            head.addStretch(1)
+            head.addWidget(QLabel("True class:"))
+            head.addWidget(truth)
             right = QVBoxLayout()
-            right.addWidget(answer)
+            right.addLayout(head)
             right.addWidget(bars)
             right.addStretch(1)
             grid.addLayout(right, 2, 2)
         grid.setColumnStretch(2, 1)
         return frame
+
+
+def tally_text(predictions: list[Any]) -> str:
+    """How many images went to each class, most first: "Predicted: 7 × 3, 1 × 1"."""
+    counts = Counter(p.label for p in predictions if not p.error)
+    errors = sum(1 for p in predictions if p.error)
+    parts = [f"<b>{html_text(label)}</b> × {count}" for label, count in counts.most_common()]
+    text = "Predicted: " + ", ".join(parts) if parts else ""
+    return text + (f"{'; ' if text else ''}{errors} unreadable" if errors else "")
+
+
+def score(predictions: list[Any], truths: dict[int, str]) -> tuple[int, int]:
+    """(right, labelled): how many of the images the user labelled the model classified correctly."""
+    labelled = [(predictions[i], label) for i, label in truths.items() if i < len(predictions)]
+    return sum(1 for p, label in labelled if not p.error and p.label == label), len(labelled)
+
+
+def predictions_csv(predictions: list[Any], truths: dict[int, str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["file", "predicted", "probability", "true", "correct", "top", "error"])
+    for index, p in enumerate(predictions):
+        true = truths.get(index, "")
+        writer.writerow([p.file, p.label, f"{p.probability:.6f}" if not p.error else "", true,
+                         ("yes" if p.label == true else "no") if true and not p.error else "",
+                         "; ".join(f"{label} {prob:.4f}" for label, prob in p.top), p.error])
+    return out.getvalue()
 
 
 def _caption(text: str) -> QLabel:

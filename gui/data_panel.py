@@ -72,6 +72,11 @@ def scan_folder_overview(folder: str) -> dict[str, Any]:
     return {"summary": scan.summary(), "grid": mosaic(tiles), "rows": list(names), "paths": paths}
 
 
+def skipped_text(path: str, reason: str) -> str:
+    """One skipped file as a line: the path once (most reasons already name it), then why."""
+    return reason if path in reason else f"{path}: {reason}"
+
+
 def augmentation_overview(image: np.ndarray, seed: int) -> np.ndarray:
     from transferlab.core.training.mnist_job import augmentation_preview
 
@@ -137,6 +142,7 @@ class DataPanel(QWidget):
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.counts_chart = BarChart(self)
         self.skipped_list = QListWidget()
+        self.skipped_list.setWordWrap(True)  # a reason is read in full, never cut at the box's edge
         self.skipped_box = QGroupBox("Skipped files")
         QVBoxLayout(self.skipped_box).addWidget(self.skipped_list)
         left = QSplitter(Qt.Orientation.Vertical)
@@ -179,11 +185,9 @@ class DataPanel(QWidget):
         font.setPointSize(7)
         self.pixel_table.setFont(font)
         for header in (self.pixel_table.horizontalHeader(), self.pixel_table.verticalHeader()):
-            header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-            header.setDefaultSectionSize(21)
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # all 28 columns fit, never cut off
             header.setMinimumSectionSize(10)
             header.setFont(font)
-        self.pixel_table.verticalHeader().setDefaultSectionSize(18)
         row = QHBoxLayout()
         row.addWidget(self.index_spin)
         row.addWidget(self.pixel_caption, 1)
@@ -336,12 +340,13 @@ class DataPanel(QWidget):
         self.info_label.setText(
             f"<b>MNIST</b>: {info['train_shape'][0]:,} training and {info['test_shape'][0]:,} test digits, "
             f"{info['train_shape'][1]}×{info['train_shape'][2]} pixels, {info['dtype']} values "
-            f"{info['pixel_min']}–{info['pixel_max']}, 10 classes.<br><small>{html_text(info['source'])}</small>")
+            f"{info['pixel_min']}–{info['pixel_max']}, 10 classes (the copy that comes with the app).")
+        self.info_label.setToolTip(f"Read from {info['source']}")
         classes = info["classes"]
         self.counts_chart.title = "Images per class (training / test)"
         self.counts_chart.set_counts(classes, info["train_counts"], info["test_counts"], ("training", "test"))
         self.skipped_list.clear()
-        self.skipped_box.setTitle("Skipped files (none: MNIST is checked when loaded)")
+        self.skipped_box.hide()  # nothing is ever skipped in MNIST: no empty box
         self.samples.set_grid(result["grid"], 10, MNIST_PER_CLASS, classes,
                               "Random training digits — click one to see its pixels")
         self.select_digit(self.selected_index)
@@ -368,8 +373,11 @@ class DataPanel(QWidget):
         self.counts_chart.set_counts(classes, counts)
         self.skipped_list.clear()
         self.skipped_box.setTitle(f"Skipped files ({len(summary['skipped'])})")
+        self.skipped_box.setVisible(bool(summary["skipped"]))
         for skipped in summary["skipped"]:
-            self.skipped_list.addItem(f"{skipped['path']} — {skipped['reason']}")
+            text = skipped_text(skipped["path"], skipped["reason"])
+            self.skipped_list.addItem(text)
+            self.skipped_list.item(self.skipped_list.count() - 1).setToolTip(text)
         rows = result["rows"]
         more = f" (first {len(rows)} of {len(classes)} classes)" if len(rows) < len(classes) else ""
         self.samples.set_grid(result["grid"], len(rows), FOLDER_PER_CLASS, rows, f"Samples per class{more}")

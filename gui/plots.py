@@ -300,12 +300,13 @@ class BarChart(Canvas):
         else:
             bars = self.ax.bar(x - 0.2, counts, width=0.4, color=TRAIN_COLOR, label=labels[0])
             self.ax.bar(x + 0.2, secondary, width=0.4, color="#ff7f0e", label=labels[1])
-            self.ax.legend(fontsize=8)
+            # above the plot, so it never hides the bar labels (at 1024 px it sat on top of them)
+            self.ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
         if len(names) <= 20:
             self.ax.bar_label(bars, fontsize=7)
         self.ax.set_xticks(x, [_short(n) for n in names], fontsize=8, rotation=30 if len(names) > 10 else 0)
         self.ax.tick_params(axis="y", labelsize=8)
-        self.ax.set_title(self.title, fontsize=10)
+        self.ax.set_title(self.title, fontsize=10, loc="center" if secondary is None else "left")
         self.ax.margins(y=0.15)
         self.redraw_now()
 

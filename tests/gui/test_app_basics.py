@@ -349,3 +349,54 @@ def test_a_stopped_compare_is_not_called_done():
     assert _task_status({"frozen": {"status": "stopped"}, "finetune": {"status": None}}) == "stopped"
     assert _task_status({"frozen": {"status": "finished"}, "finetune": {"status": "finished"}}) == "finished"
     assert _task_status(None) == "failed"
+
+
+# ---- 12. the data view ----
+
+def test_data_view_shows_each_skipped_file_once_and_no_empty_box_for_mnist(qtbot, make_window, tmp_path):
+    from tests.gui.conftest import make_class_folder
+
+    window = make_window()
+    panel = window.data_panel
+    assert not panel.skipped_box.isVisible()  # MNIST never skips files: no empty box
+    assert "site-packages" not in panel.info_label.text() and "python" not in panel.info_label.text()
+    root = make_class_folder(tmp_path / "shapes", {"red": 3, "green": 3})
+    (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    with qtbot.waitSignal(panel.loaded, timeout=30000):
+        panel.use_folder(str(root))
+    assert panel.skipped_box.isVisible() and panel.skipped_list.count() == 1
+    text = panel.skipped_list.item(0).text()
+    assert text.count("broken.jpg") == 1 and "expected an image" in text
+    assert panel.skipped_list.wordWrap()
+    window.resize(1280, 800)
+    panel.views.setCurrentIndex(1)
+    qtbot.wait(10)
+    table = panel.pixel_table
+    width = sum(table.columnWidth(c) for c in range(28)) + table.verticalHeader().width()
+    assert width <= table.viewport().width() + table.verticalHeader().width()  # all 28 columns fit
+
+
+# ---- 7. the classify list ----
+
+def test_classify_tally_compact_grid_your_labels_score_and_csv(qtbot, make_window, own_store, digit_png, tmp_path):
+    import csv
+
+    window = make_window(own_store)
+    panel = window.classify_panel
+    with qtbot.waitSignal(panel.classified, timeout=30000) as done:
+        window.handle_drop(_mime(digit_png, digit_png, digit_png))
+    predictions = done.args[0]
+    label = predictions[0].label
+    assert f"<b>{label}</b> × 3" in panel.tally.text()
+    assert panel.scroll.verticalScrollBar().value() == 0
+    panel.compact_check.setChecked(True)
+    assert panel.views.currentWidget() is panel.grid and panel.grid.count() == 3
+    other = next(name for name in panel.class_names if name != label)
+    assert panel.class_names == [str(d) for d in range(10)]
+    panel.set_truth(0, label)  # "does it read my handwriting?"
+    panel.set_truth(1, other)
+    assert "1 of 2" in panel.score.text() and "50 %" in panel.score.text()
+    saved = panel.save_csv(str(tmp_path / "predictions.csv"))
+    rows = list(csv.DictReader(open(saved, encoding="utf-8")))
+    assert [row["correct"] for row in rows] == ["yes", "no", ""]
+    assert rows[0]["predicted"] == label and rows[1]["true"] == other and rows[0]["file"] == str(digit_png)
