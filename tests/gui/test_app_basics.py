@@ -397,6 +397,6 @@ def test_classify_tally_compact_grid_your_labels_score_and_csv(qtbot, make_windo
     panel.set_truth(1, other)
     assert "1 of 2" in panel.score.text() and "50 %" in panel.score.text()
     saved = panel.save_csv(str(tmp_path / "predictions.csv"))
-    rows = list(csv.DictReader(open(saved, encoding="utf-8")))
+    rows = list(csv.DictReader(Path(saved).read_text(encoding="utf-8").splitlines()))
     assert [row["correct"] for row in rows] == ["yes", "no", ""]
     assert rows[0]["predicted"] == label and rows[1]["true"] == other and rows[0]["file"] == str(digit_png)
