@@ -177,7 +177,7 @@ class ClassifyPanel(QWidget):
         self.run_combo.setCurrentIndex(self.run_combo.findData(choice) if choice else -1)
         self.run_combo.blockSignals(False)
         if self.run_id() != previous or not listed:
-            self._on_run_changed()
+            self._on_run_changed(preload=self.isVisible())  # the model loads when Classify is shown
 
     def run_id(self) -> str:
         return str(self.run_combo.currentData() or "")
@@ -187,7 +187,7 @@ class ClassifyPanel(QWidget):
         if index >= 0:
             self.run_combo.setCurrentIndex(index)
 
-    def _on_run_changed(self) -> None:
+    def _on_run_changed(self, *_args: Any, preload: bool = True) -> None:
         run_id = self.run_id()
         if not run_id:
             self._clear_results()
@@ -199,7 +199,8 @@ class ClassifyPanel(QWidget):
             self.classify_files(files)
         else:
             self.status.setText(f"Using run {run_id}. Drop image files anywhere on the window, or open them.")
-            self.preload(run_id)
+            if preload:
+                self.preload(run_id)
 
     def preload(self, run_id: str) -> None:
         """Load the model in the background so the first drop is fast."""

@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         self.runs_panel.listed.connect(lambda: self.classify_panel.refresh_runs(self.runs_panel.runs))
         self.runs_panel.runChosen.connect(self.classify_panel.use_run)
         self.runs_panel.exportMessage.connect(self._on_export_message)
+        self.runs_panel.startFrom.connect(self.start_from_run)
         self.tabs.currentChanged.connect(self._on_tab)
 
     def _build_menus(self) -> None:
@@ -205,7 +206,18 @@ class MainWindow(QMainWindow):
 
     # ---- data source ----
 
+    def start_from_run(self, folder: str, split_from: str, init_from: str) -> None:
+        """Set up the next run on a stored run's folder: its split, and fine-tuning from it when asked."""
+        if not Path(folder).is_dir():
+            self.show_message(f"The data folder of that run, {folder}, is not there any more.", "error")
+            return
+        if self.data_panel.source() != ("folder", folder):
+            self.data_panel.use_folder(folder)
+        self.model_panel.start_from_run(split_from, init_from)
+        self.tabs.setCurrentWidget(self.model_panel)
+
     def _on_source_changed(self, kind: str, folder: str) -> None:
+        self.model_panel.start_from_run("", "")  # another data set: a stored run's split does not apply
         if not self.is_training():
             self.message_bar.clear()  # a message about the previous data set is outdated now
         self.model_panel.set_kind(kind)

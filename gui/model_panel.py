@@ -47,6 +47,8 @@ MNIST_CHOICES = (("fast", "Fast CNN (recommended)"), ("cnn", "Seed CNN (the orig
                  ("ann", "ANN (dense layers only)"))
 BUNDLED_BACKBONES = ("efficientnet-lite0",)
 SUMMARY_DELAY_MS = 250
+AUGMENT_TEXT = {"mnist": "Augment training images (random rotation, shift, shear and zoom)",
+                "folder": "Augment training images (random flip, rotation and zoom)"}
 
 
 def mnist_summary(model: str) -> Any:
@@ -156,6 +158,7 @@ class ModelPanel(QWidget):
         folder_layout.addWidget(self.frozen_radio)
         folder_layout.addLayout(tune_row)
         folder_layout.addWidget(self.compare_button)
+        folder_layout.addLayout(self._build_folder_options())
 
         # fitting
         fit_box = QGroupBox("Training")
@@ -195,6 +198,19 @@ class ModelPanel(QWidget):
         fit_form.addRow("Validation split", self.val_spin)
         fit_form.addRow(self.augment_check)
         fit_form.addRow(stop_row)
+        self.early_check = QCheckBox("Stop early when the validation loss stops improving for")
+        self.early_spin = QSpinBox()
+        self.early_spin.setRange(1, 50)
+        self.early_spin.setValue(3)
+        self.early_spin.setSuffix(" epochs")
+        self.early_check.setToolTip("Keeps the weights of the best epoch (needs a validation set)")
+        self.early_check.toggled.connect(self.early_spin.setEnabled)
+        self.early_spin.setEnabled(False)
+        early_row = QHBoxLayout()
+        early_row.addWidget(self.early_check)
+        early_row.addWidget(self.early_spin)
+        early_row.addStretch(1)
+        fit_form.addRow(early_row)
         fit_form.addRow("Seed", self.seed_spin)
         fit_form.addRow("Run name", self.name_edit)
 
@@ -230,6 +246,57 @@ class ModelPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
+    def _build_folder_options(self) -> QFormLayout:
+        """What the CLI offers for folder runs: a held-out test split, a separate validation folder, reusing a
+        run's split and fine-tuning from a frozen run."""
+        self.test_spin = QDoubleSpinBox()
+        self.test_spin.setRange(0.0, 0.5)
+        self.test_spin.setSingleStep(0.05)
+        self.test_spin.setDecimals(2)
+        self.test_spin.setSpecialValueText("none (evaluate on the validation images)")
+        self.test_spin.setToolTip("Images held out of training and validation, used once for the final accuracy")
+        self.val_dir_edit = QLineEdit()
+        self.val_dir_edit.setPlaceholderText("optional: a folder with the same class subfolders")
+        val_browse = QPushButton("Choose…")
+        val_browse.clicked.connect(self._on_val_dir_browse)
+        val_row = QHBoxLayout()
+        val_row.addWidget(self.val_dir_edit, 1)
+        val_row.addWidget(val_browse)
+        self.from_run_label = QLabel("")
+        self.from_run_label.setWordWrap(True)
+        self.from_run_clear = QPushButton("Forget")
+        self.from_run_clear.setToolTip("Train with a fresh split and a fresh head again")
+        self.from_run_clear.clicked.connect(lambda: self.start_from_run("", ""))
+        from_row = QHBoxLayout()
+        from_row.addWidget(self.from_run_label, 1)
+        from_row.addWidget(self.from_run_clear)
+        form = QFormLayout()
+        form.addRow("Test split", self.test_spin)
+        form.addRow("Validation folder", val_row)
+        form.addRow(from_row)
+        self.split_from_run = ""
+        self.init_from_run = ""
+        self.start_from_run("", "")
+        return form
+
+    def _on_val_dir_browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a validation folder of class subfolders")
+        if folder:
+            self.val_dir_edit.setText(folder)
+
+    def start_from_run(self, split_from: str, init_from: str) -> None:
+        """Reuse a run's split (`split_from`) and/or fine-tune starting from a frozen run (`init_from`)."""
+        self.split_from_run, self.init_from_run = split_from, init_from
+        parts = []
+        if init_from:
+            parts.append(f"fine-tunes starting from the frozen run <b>{html_text(init_from)}</b>")
+            self.finetune_radio.setChecked(True)
+        if split_from:
+            parts.append(f"reuses the split of run <b>{html_text(split_from)}</b>")
+        self.from_run_label.setText("The next run " + " and ".join(parts) + "." if parts else "")
+        self.from_run_label.setVisible(bool(parts))
+        self.from_run_clear.setVisible(bool(parts))
+
     # ---- state ----
 
     def set_class_count(self, count: int) -> None:
@@ -242,6 +309,7 @@ class ModelPanel(QWidget):
         self.kind = kind
         self.mnist_box.setVisible(kind == "mnist")
         self.folder_box.setVisible(kind == "folder")
+        self.augment_check.setText(AUGMENT_TEXT[kind] if kind in AUGMENT_TEXT else AUGMENT_TEXT["mnist"])
         if changed:
             if kind == "mnist":
                 self.apply_preset(self.mnist_model())
@@ -301,6 +369,7 @@ class ModelPanel(QWidget):
                           learning_rate=self.lr_spin.value(), validation_split=round(self.val_spin.value(), 4),
                           seed=self.seed_spin.value(),
                           stop_at_accuracy=round(self.stop_spin.value(), 4) if self.stop_check.isChecked() else None,
+                          early_stopping_patience=self.early_spin.value() if self.early_check.isChecked() else None,
                           lr_schedule=getattr(self, "_lr_schedule", "constant") if self.kind == "mnist"
                           else "constant")
 
@@ -315,7 +384,9 @@ class ModelPanel(QWidget):
         return FolderConfig(data_dir=folder, backbone=self.backbone_combo.currentText().strip(),
                             mode="finetune" if self.finetune_radio.isChecked() else "frozen",
                             unfreeze=unfreeze, augment=self.augment_check.isChecked(), fit=self.fit_options(),
-                            name=name)
+                            name=name, test_split=round(self.test_spin.value(), 4),
+                            val_dir=self.val_dir_edit.text().strip() or None,
+                            split_from_run=self.split_from_run or None, init_from_run=self.init_from_run or None)
 
     # ---- summary ----
 

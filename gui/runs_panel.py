@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -68,6 +70,7 @@ class RunsPanel(QWidget):
     changed = Signal()  # runs were deleted or restored
     listed = Signal()  # the list was read again (Classify lists the runs with a model)
     runChosen = Signal(str)  # the user selected exactly one run (Classify follows it)
+    startFrom = Signal(str, str, str)  # data folder, reuse the split of this run, fine-tune from this run
 
     def __init__(self, store: Any, parent: QWidget | None = None, settings: Any = None) -> None:
         super().__init__(parent)
@@ -125,6 +128,18 @@ class RunsPanel(QWidget):
         buttons = QHBoxLayout()
         for widget in (self.refresh_button, self.results_button, self.classify_button, self.label_button):
             buttons.addWidget(widget)
+        self.from_button = QToolButton()
+        self.from_button.setText("Train from this run")
+        self.from_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        from_menu = QMenu(self.from_button)
+        self.finetune_from_action = from_menu.addAction("Fine-tune starting from this frozen run",
+                                                        self.finetune_from_selected)
+        self.reuse_split_action = from_menu.addAction("Reuse this run's split (same train/validation/test images)",
+                                                      self.reuse_split_of_selected)
+        self.from_button.setMenu(from_menu)
+        self.from_button.setToolTip("Set up the next folder run in Model: the same split, or fine-tuning on top "
+                                    "of this frozen run")
+        buttons.addWidget(self.from_button)
         buttons.addStretch(1)
         buttons.addWidget(self.export_combo)
         buttons.addWidget(self.export_button)
@@ -262,6 +277,10 @@ class RunsPanel(QWidget):
         self.classify_button.setEnabled(has_model)
         self.export_button.setEnabled(has_model and not self._exporting)
         self.label_button.setEnabled(bool(one and run is not None and not run.damaged))
+        folder_run = bool(one and run is not None and not run.damaged and run.kind == "folder")
+        self.reuse_split_action.setEnabled(folder_run and (run.path / "split.json").is_file())
+        self.finetune_from_action.setEnabled(folder_run and has_model and run.config.get("mode") == "frozen")
+        self.from_button.setEnabled(self.reuse_split_action.isEnabled() or self.finetune_from_action.isEnabled())
         self.delete_button.setEnabled(bool(ids))
 
     def _on_selection(self) -> None:
@@ -303,6 +322,21 @@ class RunsPanel(QWidget):
         ids = self.selected_ids()
         if ids:
             self.classifyWith.emit(ids[0])
+
+    def _selected_run(self) -> Any:
+        ids = self.selected_ids()
+        return next((r for r in self.runs if len(ids) == 1 and r.run_id == ids[0]), None)
+
+    def finetune_from_selected(self) -> None:
+        """The next run fine-tunes starting from the selected frozen run, on its split."""
+        run = self._selected_run()
+        if run is not None:
+            self.startFrom.emit(str(run.config.get("data_dir", "")), run.run_id, run.run_id)
+
+    def reuse_split_of_selected(self) -> None:
+        run = self._selected_run()
+        if run is not None:
+            self.startFrom.emit(str(run.config.get("data_dir", "")), run.run_id, "")
 
     def edit_label(self) -> None:
         """Rename / notes…: the user's own name and notes for the selected run."""

@@ -400,3 +400,37 @@ def test_classify_tally_compact_grid_your_labels_score_and_csv(qtbot, make_windo
     rows = list(csv.DictReader(Path(saved).read_text(encoding="utf-8").splitlines()))
     assert [row["correct"] for row in rows] == ["yes", "no", ""]
     assert rows[0]["predicted"] == label and rows[1]["true"] == other and rows[0]["file"] == str(digit_png)
+
+
+# ---- 15. what the CLI offers, in the app ----
+
+def test_folder_runs_get_test_split_validation_folder_early_stopping_and_start_from_a_run(qtbot, make_window,
+                                                                                         tmp_path):
+    from tests.gui.conftest import make_class_folder
+
+    root = make_class_folder(tmp_path / "shapes", {"red": 4, "green": 4})
+    store = RunStore(tmp_path / "runs")
+    frozen = store.create(FolderConfig(data_dir=str(root), mode="frozen")).run_id
+    store.set_status(frozen, "finished")
+    (store.root / frozen / "split.json").write_text("{}")
+    (store.root / frozen / "model.keras").write_bytes(b"not really a model")  # never loaded here
+    window = make_window(store)
+    assert "flip" in window.model_panel.augment_check.text() or "shift" in window.model_panel.augment_check.text()
+    runs = window.runs_panel
+    runs.select([frozen])
+    assert runs.from_button.isEnabled() and runs.finetune_from_action.isEnabled()
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        runs.finetune_from_action.trigger()
+    assert window.tabs.currentWidget() is window.model_panel
+    panel = window.model_panel
+    assert "flip" in panel.augment_check.text() and "shift" not in panel.augment_check.text()
+    panel.test_spin.setValue(0.2)
+    panel.val_dir_edit.setText(str(root))
+    panel.early_check.setChecked(True)
+    panel.early_spin.setValue(4)
+    config = panel.build_config(*window.data_panel.source())
+    assert (config.mode, config.init_from_run, config.split_from_run) == ("finetune", frozen, frozen)
+    assert config.test_split == 0.2 and config.val_dir == str(root)
+    assert config.fit.early_stopping_patience == 4
+    window.data_panel.use_mnist()  # another data set: the stored run's split no longer applies
+    assert panel.split_from_run == "" and panel.init_from_run == ""
