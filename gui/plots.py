@@ -121,6 +121,7 @@ class TrainingCurves(Canvas):
         self._batch_loss: list[float] = []
         self._batch_acc: list[float] = []
         self._ema: tuple[float, float] | None = None
+        self._last_report: tuple[int, int, float, float] | None = None
         self._trace_epoch = 0
         for line in self._lines():
             line.set_data([], [])
@@ -153,18 +154,26 @@ class TrainingCurves(Canvas):
                 self.batch_acc_line)
 
     def add_batch(self, epoch: int, batch: int, batches: int | None, loss: float, accuracy: float) -> None:
+        """Keras reports the running mean of the epoch so far, which restarts every epoch (a jump at each epoch
+        boundary). The trace shows the mean of the batches since the last report instead, worked back from two
+        running means, lightly smoothed: one continuous line, however few reports an epoch has."""
         x = epoch - 1 + (batch / batches if batches else 0.5)
         self._show_axes()
-        if epoch != self._trace_epoch:  # Keras restarts its running mean each epoch: so does the smoothing
-            self._ema = None  # (the trace stays one line: on fast runs a gap per epoch broke it into dashes)
+        recent_loss, recent_acc = loss, accuracy
+        last = self._last_report
+        if last is not None and last[0] == epoch and batch > last[1]:
+            done, now = last[1], batch
+            recent_loss = (now * loss - done * last[2]) / (now - done)
+            recent_acc = (now * accuracy - done * last[3]) / (now - done)
+        self._last_report = (epoch, batch, loss, accuracy)
         self._trace_epoch = epoch
-        if self._ema is None:
-            self._ema = (loss, accuracy)
-        else:  # light smoothing on top of Keras' running epoch mean
-            self._ema = (0.6 * self._ema[0] + 0.4 * loss, 0.6 * self._ema[1] + 0.4 * accuracy)
+        if self._ema is None or not all(map(math.isfinite, self._ema)):
+            self._ema = (recent_loss, recent_acc)
+        else:
+            self._ema = (0.7 * self._ema[0] + 0.3 * recent_loss, 0.7 * self._ema[1] + 0.3 * recent_acc)
         self._batch_x.append(x)
         self._batch_loss.append(self._ema[0])
-        self._batch_acc.append(self._ema[1])
+        self._batch_acc.append(min(1.0, max(0.0, self._ema[1])))
         self.batch_loss_line.set_data(self._batch_x, self._batch_loss)
         self.batch_acc_line.set_data(self._batch_x, self._batch_acc)
         self.request_redraw()

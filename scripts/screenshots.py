@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QApplication
 from transferlab.core.runs.store import RunStore
 
 logger = logging.getLogger("screenshots")
-SIZE = (1280, 820)
+SIZE = (1280, 800)
 RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "imagenet"
 
 
@@ -136,7 +136,9 @@ def folder_views(window, out: Path, tmp: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Render the README screenshots")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "screenshots"))
+    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="window size, e.g. 1920x1080")
     args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +150,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="transferlab-shots-"))
     window = MainWindow(AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)),
                         RunStore(tmp / "runs"))
-    window.resize(*SIZE)
+    window.resize(*size)
     window.show()
     wait_for(window.data_panel.loaded)
     window.data_panel.select_digit(int(window.data_panel._grid_indices[3, 2]))
@@ -194,6 +196,8 @@ def main() -> int:
     window.tabs.setCurrentWidget(window.runs_panel)
     window.runs_panel.table.selectAll()
     save(window, out, "compare")
+    window.runs_panel.compare_tabs.setCurrentIndex(2)
+    save(window, out, "compare-per-class")
     window.runs_panel.compare_tabs.setCurrentIndex(3)
     save(window, out, "compare-config")
 

@@ -72,3 +72,14 @@ def test_a_single_epoch_run_is_visible_in_the_compare_plot(qtbot, plots):
     assert labels == ["short run", "long run"]
     left, right = compare.ax_acc.get_xlim()
     assert left < 1 and right > 3
+
+
+def test_the_trace_follows_recent_batches_not_keras_running_mean(qtbot, plots):
+    curves = plots.TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.reset(2)
+    curves.add_batch(1, 5, 10, 1.0, 0.5)  # running mean of batches 1-5
+    curves.add_batch(1, 10, 10, 0.8, 0.6)  # running mean of 1-10: batches 6-10 averaged 0.6
+    curves.add_batch(2, 5, 10, 0.5, 0.8)  # a new epoch: Keras' mean restarts
+    ys = list(curves.batch_loss_line.get_ydata())
+    assert ys == pytest.approx([1.0, 0.7 * 1.0 + 0.3 * 0.6, 0.7 * 0.88 + 0.3 * 0.5])
