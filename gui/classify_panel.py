@@ -97,6 +97,8 @@ class ClassifyPanel(QWidget):
         self._pending: list[str] = []
         self._task: Task | None = None
         self._usable: set[str] = set()
+        self._data_sets: dict[str, str] = {}  # run id → what it was trained on (MNIST or a folder)
+        self._shown_run = ""  # the run whose predictions are on screen
         self.class_names: list[str] = []
         self.truths: dict[int, str] = {}  # prediction index → the true class the user entered
         self._build()
@@ -162,6 +164,7 @@ class ClassifyPanel(QWidget):
         previous = self.run_id()
         listed = [run for run in runs if run.has_model]
         self._usable = {run.run_id for run in listed}
+        self._data_sets.update({run.run_id: _data_set(run) for run in listed})
         for run_id in list(self.cache.loaded_ids()):
             if run_id not in self._usable:  # deleted: its model is dropped too
                 self.cache.forget(run_id)
@@ -194,9 +197,13 @@ class ClassifyPanel(QWidget):
             self.status.setText(NO_MODEL_HINT)
             return
         files = [p.file for p in self.predictions]
+        same_data = self._data_sets.get(self._shown_run) == self._data_sets.get(run_id)
         self._clear_results()
-        if files:  # the shown predictions came from another model: classify the same images again
+        if files and same_data:  # another model of the same classes: classify the same images again
             self.classify_files(files)
+        elif files:  # a model of other classes: its answers on these images would mean nothing
+            self.status.setText(f"Using run {run_id}: the images shown were for another model's classes. Drop "
+                                "images anywhere on the window, or open them.")
         else:
             self.status.setText(f"Using run {run_id}. Drop image files anywhere on the window, or open them.")
             if preload:
@@ -265,6 +272,7 @@ class ClassifyPanel(QWidget):
             return
         self.last_seconds = seconds
         self._clear_results()
+        self._shown_run = run_id
         self.predictions = list(predictions)
         self.class_names = class_names
         for index, (prediction, thumb) in enumerate(zip(predictions, thumbs, strict=True)):
@@ -382,6 +390,10 @@ class ClassifyPanel(QWidget):
             grid.addLayout(right, 2, 2)
         grid.setColumnStretch(2, 1)
         return frame
+
+
+def _data_set(run: Any) -> str:
+    return "mnist" if run.kind == "mnist" else f"folder:{run.config.get('data_dir', '')}"
 
 
 def tally_text(predictions: list[Any]) -> str:
