@@ -95,7 +95,7 @@ class TrainingCurves(Canvas):
         self.acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, label="training", **style)
         self.val_acc_line, = self.ax_acc.plot([], [], color=VAL_COLOR, label="validation", **style)
         self.batch_loss_line, = self.ax_loss.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1,
-                                                  label="training (within epoch)", animated=True)
+                                                  label="training (recent batches)", animated=True)
         self.batch_acc_line, = self.ax_acc.plot([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1, animated=True)
         for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
             ax.set_title(title, fontsize=10)

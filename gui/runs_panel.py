@@ -642,12 +642,17 @@ def _data_set(run: Any) -> str:
 
 
 def best_runs(runs: list[Any]) -> set[str]:
-    """Per data set with two or more finished runs: the run with the highest accuracy."""
+    """Per data set with two or more finished runs: the runs with the highest accuracy (none when all tie)."""
     groups: dict[str, list[Any]] = {}
     for run in runs:
         if run.status == "finished" and isinstance(run.metrics.get("accuracy"), float):
             groups.setdefault(_data_set(run), []).append(run)
-    return {max(group, key=lambda r: r.metrics["accuracy"]).run_id for group in groups.values() if len(group) > 1}
+    best: set[str] = set()
+    for group in groups.values():
+        top = max(run.metrics["accuracy"] for run in group)
+        if len(group) > 1 and any(run.metrics["accuracy"] < top for run in group):  # ties share the star
+            best |= {run.run_id for run in group if run.metrics["accuracy"] == top}
+    return best
 
 
 def comparison_pairs(runs: list[Any]) -> dict[str, tuple[int, str, str]]:
