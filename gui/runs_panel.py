@@ -16,7 +16,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -45,13 +44,13 @@ from transferlab.gui.worker import KERAS_LOCK, Task
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = (("keras", "Keras (.keras)"), ("savedmodel", "TF SavedModel"), ("tflite", "TensorFlow Lite"),
-                  ("tflite-fp16", "TensorFlow Lite, float16 weights"),
-                  ("tflite-int8", "TensorFlow Lite, int8 (quantized)"))
-EXPORT_SUFFIXES = {"keras": (".keras", "Keras model (*.keras)"), "savedmodel": ("", "SavedModel folder (*)"),
-                   "tflite": (".tflite", "TensorFlow Lite model (*.tflite)"),
-                   "tflite-fp16": (".tflite", "TensorFlow Lite model (*.tflite)"),
-                   "tflite-int8": (".tflite", "TensorFlow Lite model (*.tflite)")}
+EXPORT_FILTERS = {  # the save dialog's "file type" picks the format
+    "keras": ("Keras model (*.keras)", ".keras"), "tflite": ("TensorFlow Lite model (*.tflite)", ".tflite"),
+    "tflite-fp16": ("TensorFlow Lite, float16 weights (*.tflite)", ".tflite"),
+    "tflite-int8": ("TensorFlow Lite, int8 quantized (*.tflite)", ".tflite"),
+    "savedmodel": ("TF SavedModel folder (*)", ""),
+}
+EXPORT_FORMAT_KEY = "export/last_format"
 EXPORT_FOLDER_KEY = "export/last_folder"
 COLUMNS = ("Run", "Id", "Status", "Accuracy", "Epochs", "Created", "Compared as")
 STATUS_COLUMN, ACCURACY_COLUMN, CREATED_COLUMN, PAIR_COLUMN = 2, 3, 5, 6
@@ -106,9 +105,6 @@ class RunsPanel(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.results_button = QPushButton("Show results")
         self.classify_button = QPushButton("Classify with this run")
-        self.export_combo = QComboBox()
-        for key, label in EXPORT_FORMATS:
-            self.export_combo.addItem(label, key)
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save the selected run's model where you choose, with labels.txt beside it")
         self.label_button = QPushButton("Rename / notes…")
@@ -141,7 +137,6 @@ class RunsPanel(QWidget):
                                     "of this frozen run")
         buttons.addWidget(self.from_button)
         buttons.addStretch(1)
-        buttons.addWidget(self.export_combo)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.delete_button)
         buttons.addWidget(self.empty_trash_button)
@@ -529,8 +524,7 @@ class RunsPanel(QWidget):
         if run is None or not run.has_model:
             self.message.emit("Select one run with a trained model in the list to export it.", "warning")
             return
-        fmt = str(self.export_combo.currentData())
-        target = self._ask_export_path(run, fmt)
+        target, fmt = self._ask_export_path(run)
         if not target:
             return
         if fmt == "savedmodel" and Path(target).exists():
@@ -540,15 +534,24 @@ class RunsPanel(QWidget):
         self._remember_export_folder(str(Path(target).parent))
         self._start_export(run.run_id, fmt, target)
 
-    def _ask_export_path(self, run: Any, fmt: str) -> str:
-        suffix, pattern = EXPORT_SUFFIXES[fmt]
+    def _ask_export_path(self, run: Any) -> tuple[str, str]:
+        """The path and the format (from the dialog's file type, else the file's suffix); ("", "") if cancelled."""
+        last = str(self.settings.value(EXPORT_FORMAT_KEY, "keras") if self.settings is not None else "keras")
+        last = last if last in EXPORT_FILTERS else "keras"
         stem = _file_stem(run.label or run.name or run.run_id)
-        suggested = Path(self._export_folder()) / f"{stem}{suffix}"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export run {run.run_id} as {self.export_combo.currentText()}",
-                                              str(suggested), pattern)
-        if path and suffix and not path.endswith(suffix):
+        suggested = Path(self._export_folder()) / f"{stem}{EXPORT_FILTERS[last][1]}"
+        path, chosen = QFileDialog.getSaveFileName(self, f"Export the model of run {run.run_id}", str(suggested),
+                                                   ";;".join(f for f, _ in EXPORT_FILTERS.values()),
+                                                   EXPORT_FILTERS[last][0])
+        if not path:
+            return "", ""
+        fmt = export_format(path, chosen)
+        suffix = EXPORT_FILTERS[fmt][1]
+        if suffix and not path.endswith(suffix):
             path += suffix
-        return path
+        if self.settings is not None:
+            self.settings.set_value(EXPORT_FORMAT_KEY, fmt)
+        return path, fmt
 
     def _export_folder(self) -> str:
         folder = str(self.settings.value(EXPORT_FOLDER_KEY, "") or "") if self.settings is not None else ""
@@ -561,7 +564,7 @@ class RunsPanel(QWidget):
     def _start_export(self, run_id: str, fmt: str, target: str) -> None:
         self._exporting = True
         self._update_buttons()
-        self.message.emit(f"Exporting run {run_id} as {self.export_combo.currentText()} to {target}…", "info")
+        self.message.emit(f"Exporting run {run_id} as {EXPORT_FILTERS[fmt][0].split(' (')[0]} to {target}…", "info")
         store = self.store
 
         def work(_report: Any, _stop: Any) -> Any:
@@ -730,6 +733,14 @@ def _metric_name(key: str) -> str:
     """snake_case metric keys as words: val_accuracy → validation accuracy."""
     words = key.replace("val_", "validation_").split("_")
     return " ".join(words)
+
+
+def export_format(path: str, chosen_filter: str) -> str:
+    """The export format the user picked: the save dialog's file type, else the file's suffix (Keras)."""
+    for fmt, (pattern, _suffix) in EXPORT_FILTERS.items():
+        if chosen_filter == pattern:
+            return fmt
+    return "tflite" if path.endswith(".tflite") else "keras"
 
 
 def _file_stem(text: str) -> str:

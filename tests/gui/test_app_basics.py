@@ -273,9 +273,10 @@ def test_export_asks_where_writes_labels_and_offers_show_in_folder(qtbot, make_w
     target.parent.mkdir()
     asked = []
 
-    def save_dialog(parent, caption, suggested, pattern):
+    def save_dialog(parent, caption, suggested, filters, selected):
         asked.append(suggested)
-        return str(target.with_suffix("")), pattern  # the user typed no suffix: it is added
+        assert selected == "Keras model (*.keras)" and "TF SavedModel folder (*)" in filters
+        return str(target.with_suffix("")), selected  # the user typed no suffix: it is added
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
     window = make_window(own_store)
@@ -291,6 +292,15 @@ def test_export_asks_where_writes_labels_and_offers_show_in_folder(qtbot, make_w
     panel.export_selected()  # the dialog opens in the folder used last time
     assert Path(asked[1]).parent == target.parent
     qtbot.waitUntil(lambda: not panel._exporting, timeout=60000)
+
+
+def test_the_save_dialogs_file_type_picks_the_export_format():
+    from transferlab.gui.runs_panel import export_format
+
+    assert export_format("/x/model", "TensorFlow Lite, int8 quantized (*.tflite)") == "tflite-int8"
+    assert export_format("/x/model", "TF SavedModel folder (*)") == "savedmodel"
+    assert export_format("/x/model.tflite", "") == "tflite"
+    assert export_format("/x/model.keras", "") == "keras"
 
 
 def test_export_keeps_a_users_own_labels_file(tmp_path):
