@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -41,7 +42,7 @@ def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -
     return dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_batch(augmenter: keras.Sequential, images: tf.Tensor) -> tf.Tensor:
+def augment_batch(augmenter: Callable[..., tf.Tensor], images: tf.Tensor) -> tf.Tensor:
     """Augment a batch of raw [B, 28, 28] digits; returns the same shape and value range."""
     return augmenter(images[..., None], training=True)[..., 0]
 
