@@ -11,6 +11,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
+    QDialog,
     QHeaderView,
     QLabel,
     QListWidget,
@@ -30,6 +31,7 @@ from transferlab.gui.worker import Task
 logger = logging.getLogger(__name__)
 
 MAX_SHOWN = 120
+ZOOM = 336  # 28 × 12 pixels
 NO_RUN_YET = "The images a run got wrong appear here once a run has been evaluated."
 ICON = 72
 _PARTS = {"validation": "val", "test": "test", "train": "train"}
@@ -125,6 +127,9 @@ class ResultsPanel(QWidget):
     def _open_item(self, item: QListWidgetItem) -> None:
         """A folder run's image opens full size in the system's image viewer."""
         sample_id = item.data(Qt.ItemDataRole.UserRole)
+        if self.data.get("images") is not None:  # MNIST: the digit, enlarged, in a small window
+            self.zoomed = _zoom_window(self, _image(self.data, sample_id), f"Test digit #{sample_id}")
+            return
         root = self.data.get("root")
         if root and isinstance(sample_id, str):
             path = Path(root) / sample_id
@@ -161,8 +166,8 @@ class ResultsPanel(QWidget):
         eval_set = metrics.get("eval_set", "evaluation")
         wrong = len(metrics.get("misclassified", []))
         self.misclassified_caption.setText(
-            "The images the model got wrong, the most confident mistakes first"
-            + ("; double-click one to open it." if data.get("root") else ".")
+            "The images the model got wrong, the most confident mistakes first; double-click one to see it full "
+            "size."
             if wrong else f"Nothing to show: every image of the {eval_set} set was classified correctly.")
         self.header.setText(
             f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {eval_set} set of "
@@ -236,6 +241,18 @@ class ResultsPanel(QWidget):
         self.cell_caption.setText(f"True <b>{html_text(names[true])}</b>, "
                                   f"predicted <b>{html_text(names[predicted])}</b>: {len(ids)} images{more}{note}.")
         self.tabs.setCurrentIndex(1)
+
+
+def _zoom_window(parent: QWidget, image: QImage, title: str) -> QDialog:
+    """A non-modal window showing an image enlarged without smoothing (every pixel visible)."""
+    dialog = QDialog(parent)
+    dialog.setWindowTitle(title)
+    label = QLabel()
+    label.setPixmap(QPixmap.fromImage(image.scaled(ZOOM, ZOOM, Qt.AspectRatioMode.KeepAspectRatio,
+                                                   Qt.TransformationMode.FastTransformation)))
+    QVBoxLayout(dialog).addWidget(label)
+    dialog.show()
+    return dialog
 
 
 def _misclassified_note(metrics: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QLabel
 
 from tests.gui.conftest import quick_mnist
 from transferlab.core.config import FolderConfig
@@ -444,3 +444,17 @@ def test_folder_runs_get_test_split_validation_folder_early_stopping_and_start_f
     assert config.fit.early_stopping_patience == 4
     window.data_panel.use_mnist()  # another data set: the stored run's split no longer applies
     assert panel.split_from_run == "" and panel.init_from_run == ""
+
+
+# ---- also expected: a misclassified image full size ----
+
+def test_a_misclassified_digit_opens_full_size(qtbot, make_window, own_store):
+    window = make_window(own_store)
+    with qtbot.waitSignal(window.results_panel.shown, timeout=30000):
+        window.show_results(NEWER)
+    panel = window.results_panel
+    assert panel.misclassified.count() > 0 and "double-click" in panel.misclassified_caption.text()
+    panel._open_item(panel.misclassified.item(0))
+    assert panel.zoomed.isVisible()
+    label = panel.zoomed.findChild(QLabel)
+    assert label.pixmap().width() == 336  # 28 × 12: every pixel visible
