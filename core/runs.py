@@ -7,6 +7,8 @@ Layout of one run folder (every file written atomically):
     summary.json    data summary and model summary, written when training starts
     metrics.json    evaluation results (test or validation set)
     model.keras     the trained model (loaded with Keras safe_mode)
+    hub_modules/    a copy of the TF Hub backbone the model was trained with, named by its sha256: the only
+                    SavedModel its model file can load (core.hub_layer)
     split.json      folder runs: the exact train/validation/test split
 A run whose status says "running" but whose process is gone is listed as "interrupted".
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 from core.atomic import atomic_target, write_json_atomic
 from core.config import RunConfig, config_from_dict, config_to_dict
-from core.errors import ConfigError, RunStoreError, first_line
+from core.errors import ConfigError, RunStoreError, TransferlabError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,11 @@ class RunStore:
         write_json_atomic(self._path(run_id) / filename, obj)
 
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
+        """Save the model, after pinning a copy of any TF Hub backbone it uses in the run folder."""
+        from core.hub_layer import PINNED_FOLDER, pin_hub_modules
+
         target = self._path(run_id) / filename
+        pin_hub_modules(model, target.parent / PINNED_FOLDER)
         with atomic_target(target) as tmp:
             model.save(tmp)
         return target
@@ -169,15 +175,21 @@ class RunStore:
         return path
 
     def load_model(self, run_id: str) -> Any:
-        """The run's model, loaded with safe_mode (a model file cannot run code)."""
+        """The run's model, loaded with safe_mode (a model file cannot run code); a TF Hub backbone only ever
+        from the run's own pinned copy (a model file cannot choose which SavedModel runs)."""
         import keras
 
         import core.layers  # noqa: F401  registers the custom layers stored models may contain
+        from core.hub_layer import PINNED_FOLDER, pinned_hub_modules
 
         path = self.model_path(run_id)
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            with pinned_hub_modules(path.parent / PINNED_FOLDER):
+                return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
+            refusal = _transferlab_cause(exc)  # Keras wraps a layer's errors in TypeErrors; ours says it better
+            if refusal is not None:
+                raise type(refusal)(str(refusal)) from exc
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
 
@@ -221,6 +233,18 @@ class RunStore:
         return RunInfo(run_id=path.name, path=path, kind=config.get("kind", "?"), name=config.get("name", ""),
                        status=state, reason=status.get("reason", ""), created=status.get("created", 0.0),
                        config=config, metrics=metrics, epochs_done=len(history))
+
+
+def _transferlab_cause(exc: BaseException) -> TransferlabError | None:
+    """The TransferlabError an exception was raised from (directly or through wrappers), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TransferlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _read_json(path: Path, default: Any = ...) -> Any:
