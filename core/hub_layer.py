@@ -9,9 +9,10 @@ A model file never chooses which SavedModel runs (models are programs: loading o
 safe_mode cannot see through this layer, so it pins itself: the layer made for training hashes the module's
 files (`module_digest`); saving a run copies them into the run folder, `<run>/hub_modules/<sha256>/`
 (`pin_hub_modules`); and a layer restored from a model file (`from_config`) loads nothing but that copy, only
-inside `pinned_hub_modules(<run>/hub_modules)`, only when the copy still has the recorded hash, and never from
-the handle written in the file (never a URL: loading a stored model is offline). A model file without a hash,
-or naming a hash its run does not hold, or loaded outside a run, is refused with a one-line ModelError.
+inside `pinned_hub_modules(<run>/hub_modules, <the run's backbone handles>)`, only when the copy still has the
+recorded hash, and never from the handle written in the file (never a URL: loading a stored model is offline).
+A model file without a hash, naming another backbone than its run's, naming a hash its run does not hold, or
+loaded outside a run, is refused with a one-line ModelError.
 
 A handle is an http(s) URL (downloaded and cached by tensorflow_hub, so it needs internet the first time) or a
 local folder holding a TF2 SavedModel in TF Hub format: a callable root `__call__(images, training)` taking float
@@ -38,7 +39,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,9 @@ _BLOCK_PATTERN = re.compile(r"(?:^|/)(?:block|blocks|expanded_conv|layer|stage)[
 _EXPANDED_CONV_0 = re.compile(r"(?:^|/)expanded_conv(?=/)")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 PINNED_FOLDER = "hub_modules"  # in a run folder: one <sha256>/ copy of each TF Hub module its model uses
-# The folder of pinned modules that layers restored from a model file may load from (set while loading a run).
-_pinned_root: contextvars.ContextVar[Path | None] = contextvars.ContextVar("pinned_hub_modules", default=None)
+# While a run's model loads: the folder of its pinned modules, and the handles it was trained with (None: any).
+_pinned: contextvars.ContextVar[tuple[Path, frozenset[str] | None] | None] = contextvars.ContextVar(
+    "pinned_hub_modules", default=None)
 
 
 def is_url(handle: str) -> bool:
@@ -146,21 +148,28 @@ def _file_sha256(path: Path) -> bytes:
 
 
 @contextlib.contextmanager
-def pinned_hub_modules(folder: str | os.PathLike[str]) -> Iterator[None]:
-    """While active, TF Hub layers restored from a model file load only `folder/<their sha256>/`."""
-    token = _pinned_root.set(Path(folder))
+def pinned_hub_modules(folder: str | os.PathLike[str], handles: Iterable[str] | None = None) -> Iterator[None]:
+    """While active, TF Hub layers restored from a model file load only `folder/<their sha256>/`; with
+    `handles` (the backbones the run was trained with), a layer naming any other handle is refused."""
+    token = _pinned.set((Path(folder), None if handles is None else frozenset(handles)))
     try:
         yield
     finally:
-        _pinned_root.reset(token)
+        _pinned.reset(token)
 
 
 def pinned_module_folder(digest: str, handle: str) -> Path:
-    """The pinned copy of the module with this sha256, checked; ModelError when it is not there or changed."""
-    root = _pinned_root.get()
-    if root is None:
+    """The pinned copy of the module with this sha256, checked; ModelError when the model file names another
+    backbone than its run's, or the copy is not there or has changed."""
+    pinned = _pinned.get()
+    if pinned is None:
         raise ModelError(f"expected to load TF Hub backbone {handle!r} from the copy stored with its run, got a "
                          "model loaded outside a run (refused: a model file cannot choose which SavedModel runs)")
+    root, handles = pinned
+    if handles is not None and handle not in handles:
+        trained = ", ".join(sorted(handles)) or "none: it has no TF Hub backbone"
+        raise ModelError(f"expected the TF Hub backbone the run was trained with ({trained}), got a model file "
+                         f"naming {handle!r} (refused: a stored model loads only its own backbone)")
     folder = root / digest
     if not _SHA256.fullmatch(digest) or not folder.is_dir():
         raise ModelError(f"expected the TF Hub backbone the run was trained with (in {root}), got a model file "
@@ -361,9 +370,10 @@ class HubFeatureLayer(keras.layers.Layer):
         """A layer from a model file: only ever the run's pinned copy of the module (see the module docstring)."""
         digest = config.get("module_sha256")
         if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            got = "none" if digest is None else f"{digest!r:.80}"
             raise ModelError(f"expected a TF Hub layer pinned to its backbone by a sha256, got handle "
-                             f"{config.get('handle')!r} without one (refused: a model file cannot choose which "
-                             "SavedModel runs; a run saved before backbones were pinned must be trained again)")
+                             f"{config.get('handle')!r:.200} with sha256 {got} (refused: a model file cannot choose "
+                             "which SavedModel runs; a run saved before backbones were pinned must be trained again)")
         return super().from_config(config)
 
 

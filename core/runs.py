@@ -15,6 +15,7 @@ A run whose status says "running" but whose process is gone is listed as "interr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -180,11 +181,9 @@ class RunStore:
         import keras
 
         import core.layers  # noqa: F401  registers the custom layers stored models may contain
-        from core.hub_layer import PINNED_FOLDER, pinned_hub_modules
-
         path = self.model_path(run_id)
         try:
-            with pinned_hub_modules(path.parent / PINNED_FOLDER):
+            with self.pinned_backbones(run_id):
                 return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
             refusal = _transferlab_cause(exc)  # Keras wraps a layer's errors in TypeErrors; ours says it better
@@ -192,6 +191,16 @@ class RunStore:
                 raise type(refusal)(str(refusal)) from exc
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
+
+    def pinned_backbones(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """While active, a TF Hub layer in a model file being loaded can load only this run's pinned copy of the
+        backbone named in its model_info.json (core.hub_layer.pinned_hub_modules)."""
+        from core.hub_layer import PINNED_FOLDER, pinned_hub_modules
+
+        run_id = self.resolve(run_id)
+        info = self.read_json(run_id, "model_info.json", default={})
+        backbone = info.get("backbone") if isinstance(info, dict) else None
+        return pinned_hub_modules(self._path(run_id) / PINNED_FOLDER, [backbone] if isinstance(backbone, str) else [])
 
     def delete(self, run_id: str) -> None:
         path = self._path(run_id)
