@@ -163,17 +163,17 @@ def pinned_module_folder(digest: str, handle: str) -> Path:
     backbone than its run's, or the copy is not there or has changed."""
     pinned = _pinned.get()
     if pinned is None:
-        raise ModelError(f"expected to load TF Hub backbone {handle!r} from the copy stored with its run, got a "
+        raise ModelError(f"expected to load TF Hub backbone {handle!r:.200} from the copy stored with its run, got a "
                          "model loaded outside a run (refused: a model file cannot choose which SavedModel runs)")
     root, handles = pinned
     if handles is not None and handle not in handles:
         trained = ", ".join(sorted(handles)) or "none: it has no TF Hub backbone"
         raise ModelError(f"expected the TF Hub backbone the run was trained with ({trained}), got a model file "
-                         f"naming {handle!r} (refused: a stored model loads only its own backbone)")
+                         f"naming {handle!r:.200} (refused: a stored model loads only its own backbone)")
     folder = root / digest
     if not _SHA256.fullmatch(digest) or not folder.is_dir():
         raise ModelError(f"expected the TF Hub backbone the run was trained with (in {root}), got a model file "
-                         f"naming {handle!r} (sha256 {digest[:16]}…), which the run does not hold (refused: a "
+                         f"naming {handle!r:.200} (sha256 {digest[:16]}…), which the run does not hold (refused: a "
                          "stored model loads only its own backbone)")
     actual = module_digest(folder)
     if actual != digest:

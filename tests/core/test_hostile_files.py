@@ -440,6 +440,7 @@ def test_an_untouched_run_loads_its_pinned_backbone_offline(trained_run: Trained
     assert exported.is_file()
 
 
+@pytest.mark.slow  # a child process that imports TensorFlow and loads the run: ~10-30 s on 2 busy cores
 def test_cli_predict_refuses_every_hostile_image_promptly(trained_run: TrainedRun, tmp_path: Path,
                                                          fake_ghostscript) -> None:
     """`transferlab predict` on every hostile image kind at once (a FIFO hung it, /dev/zero ate the memory):
@@ -582,3 +583,14 @@ def test_a_tiff_still_opens_whatever_its_name(tmp_path: Path) -> None:
     path = write_image(tmp_path / "scan.tif", np.full((16, 16, 3), 77, np.uint8))
     renamed = path.rename(tmp_path / "scan.png")
     assert load_rgb(renamed).shape == (16, 16, 3)
+
+
+def test_where_a_backbone_is_chosen_it_says_models_are_programs(capsys) -> None:
+    from core.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "folder", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "A TF Hub model or SavedModel is a program: choosing one runs its TensorFlow graph" in help_text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "## Security" in readme and "**A TF Hub handle or a SavedModel folder is a program.**" in readme
