@@ -136,7 +136,9 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 def _add_folder_options(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
     parser.add_argument("path", help="folder with one subfolder per class")
     parser.add_argument("--backbone", default="efficientnet-lite0",
-                        help="efficientnet-lite0 (bundled), a TF Hub URL, or a local TF Hub SavedModel folder")
+                        help="efficientnet-lite0 (bundled), a TF Hub URL, or a local TF Hub SavedModel folder. "
+                        "A TF Hub model or SavedModel is a program: choosing one runs its TensorFlow graph, so "
+                        "use only models you trust (the run keeps a copy of it and loads only that copy)")
     if with_mode:
         parser.add_argument("--mode", choices=("frozen", "finetune"), default="frozen")
     parser.add_argument("--unfreeze", default="1", help="fine-tuning: top N blocks of the base, or 'all'")

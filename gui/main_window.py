@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.data.images import OPENABLE_EXTENSIONS
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
 from transferlab.core.runs.store import RunStore
 from transferlab.gui.classify_panel import ClassifyPanel
@@ -36,7 +37,7 @@ from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = OPENABLE_EXTENSIONS
 CLOSE_TIMEOUT_S = 60.0
 
 
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Transferlab — train and try image classifiers")
         self.setAcceptDrops(True)
         self._build()
+        self._only_the_window_takes_drops()
         self.resize(1200, 800)
         self.settings.restore_window(self)
         self.runs_panel.refresh()
@@ -289,13 +291,33 @@ class MainWindow(QMainWindow):
 
     # ---- drag and drop ----
 
+    # Drops are always taken as a copy: a file manager that honours Move deletes the files it "moved" here.
+    # A drag that offers only Move is refused.
+
+    def _only_the_window_takes_drops(self) -> None:
+        """Text fields accept drops with the proposed action (Move too): drops go to the window instead."""
+        for widget in self.findChildren(QWidget):
+            widget.setAcceptDrops(False)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+            accept_as_copy(event)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            accept_as_copy(event)
+        else:
+            event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        if self.handle_drop(event.mimeData()):
-            event.acceptProposedAction()
+        if not accept_as_copy(event):
+            self.show_message("This drag can only move the files: transferlab never moves or deletes your files. "
+                              "Drag again holding Ctrl to copy.", "warning")
+            return
+        if not self.handle_drop(event.mimeData()):
+            event.ignore()
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """A dropped folder becomes the data set; dropped images are classified. True when something was used."""
@@ -324,6 +346,17 @@ class MainWindow(QMainWindow):
             self.training.stop("the window was closed")
         wait_for_tasks(CLOSE_TIMEOUT_S)
         super().closeEvent(event)
+
+
+def accept_as_copy(event: QDropEvent) -> bool:
+    """Accept a drag or drop as Copy whatever action was proposed; ignore it when Copy is not offered (Qt
+    would turn a Copy the source does not offer back into the proposed Move)."""
+    if not event.possibleActions() & Qt.DropAction.CopyAction:
+        event.ignore()
+        return False
+    event.setDropAction(Qt.DropAction.CopyAction)
+    event.accept()
+    return True
 
 
 def _duration(seconds: float) -> str:

@@ -47,6 +47,10 @@ MNIST_CHOICES = (("fast", "Fast CNN (recommended)"), ("cnn", "Seed CNN (the orig
                  ("ann", "ANN (dense layers only)"))
 BUNDLED_BACKBONES = ("efficientnet-lite0",)
 SUMMARY_DELAY_MS = 250
+BACKBONE_TOOLTIP = ("<p>The pretrained feature extractor: <b>efficientnet-lite0</b> (bundled), a TF Hub URL or a "
+                    "local TF Hub SavedModel folder.</p><p><b>A TF Hub model or SavedModel is a program:</b> "
+                    "choosing one runs its TensorFlow graph, which can read and write your files. Use only "
+                    "models you trust. The run keeps a copy of it and later loads only that copy.</p>")
 
 
 def mnist_summary(model: str) -> Any:
@@ -118,8 +122,10 @@ class ModelPanel(QWidget):
         self.backbone_combo.setEditable(True)
         self.backbone_combo.addItems(BUNDLED_BACKBONES)
         self.backbone_combo.lineEdit().setPlaceholderText("efficientnet-lite0, a TF Hub URL or a SavedModel folder")
+        self.backbone_combo.setToolTip(BACKBONE_TOOLTIP)
         self.backbone_combo.currentTextChanged.connect(self._schedule_summary)
         self.backbone_browse = QPushButton("SavedModel folder…")
+        self.backbone_browse.setToolTip(BACKBONE_TOOLTIP)
         self.backbone_browse.clicked.connect(self._on_backbone_browse)
         backbone_row = QHBoxLayout()
         backbone_row.addWidget(self.backbone_combo, 1)

@@ -3,7 +3,9 @@
     path = export_run(run_id, "tflite")          # → <run folder>/exports/model.tflite
 
 Formats
-- "keras": a copy of model.keras (load with keras.saving.load_model(path, safe_mode=True)).
+- "keras": a copy of model.keras (load with keras.saving.load_model(path, safe_mode=True)). A model with a TF
+  Hub backbone loads only inside `core.hub_layer.pinned_hub_modules(<run folder>/hub_modules)`, which holds the
+  backbone's files (`RunStore.pinned_backbones(run_id)`); the SavedModel and TFLite exports are self-contained.
 - "savedmodel": a TensorFlow SavedModel whose "serving_default" signature takes raw uint8 images
   `images` [None, h, w, 3] (MNIST: [None, 28, 28], white digit on black) and returns {"probabilities":
   float32 [None, classes]}; the cast and all scaling happen inside.
@@ -79,7 +81,8 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
 
     images = verification_images(store, run_id, info)
     reference = np.asarray(model.predict(images.astype(np.float32), batch_size=100, verbose=0))
-    exported = run_export(fmt, target, images)
+    with store.pinned_backbones(run_id):  # a .keras copy loads only the run's own backbone, like the run's model
+        exported = run_export(fmt, target, images)
     record = {"format": fmt, "path": str(target), "samples": len(images),
               "agreement": float(np.mean(reference.argmax(1) == exported.argmax(1))),
               "max_abs_diff": float(np.max(np.abs(reference - exported))),

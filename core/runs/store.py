@@ -8,6 +8,8 @@ Layout of one run folder (every file written atomically and fsynced, see transfe
     summary.json    data summary and model summary, written when training starts
     metrics.json    evaluation results (test or validation set)
     model.keras     the trained model (loaded with Keras safe_mode)
+    hub_modules/    a copy of the TF Hub backbone the model was trained with, named by its sha256: the only
+                    SavedModel its model file can load (transferlab.core.models.hub_layer)
     split.json      folder runs: the exact train/validation/test split
 A run whose status says "running" but whose process is gone (or whose pid now belongs to another process) is
 listed as "interrupted". A run folder whose files cannot be read, or hold the wrong kind of JSON, is listed as
@@ -37,7 +39,7 @@ from typing import Any
 from transferlab.core import processes
 from transferlab.core.atomic import atomic_target, fsync_dir, remove_stale_temps, temp_sibling, write_json_atomic
 from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
-from transferlab.core.errors import ConfigError, RunStoreError, first_line
+from transferlab.core.errors import ConfigError, RunStoreError, TransferlabError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +177,12 @@ class RunStore:
         write_json_atomic(self.locate(run_id) / _plain_name(filename), obj)
 
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
-        """Save atomically and durably: a temp file, fsynced, renamed over the target, the folder fsynced."""
+        """Save atomically and durably (a temp file, fsynced, renamed over the target, the folder fsynced), after
+        pinning a copy of any TF Hub backbone the model uses in the run folder."""
+        from transferlab.core.models.hub_layer import PINNED_FOLDER, pin_hub_modules
+
         target = self.locate(run_id) / _plain_name(filename)
+        pin_hub_modules(model, target.parent / PINNED_FOLDER)
         with atomic_target(target) as tmp:
             model.save(tmp)
         return target
@@ -271,17 +277,32 @@ class RunStore:
         return path
 
     def load_model(self, run_id: str) -> Any:
-        """The run's model, loaded with safe_mode (a model file cannot run code)."""
+        """The run's model, loaded with safe_mode (a model file cannot run code); a TF Hub backbone only ever
+        from the run's own pinned copy (a model file cannot choose which SavedModel runs)."""
         import keras
 
         import transferlab.core.models.custom_objects  # noqa: F401  registers the custom layers stored models may contain
 
         path = self.model_path(run_id)
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            with self.pinned_backbones(run_id):
+                return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
+            refusal = _transferlab_cause(exc)  # Keras wraps a layer's errors in TypeErrors; ours says it better
+            if refusal is not None:
+                raise type(refusal)(str(refusal)) from exc
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
+
+    def pinned_backbones(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """While active, a TF Hub layer in a model file being loaded can load only this run's pinned copy of the
+        backbone named in its model_info.json (transferlab.core.models.hub_layer.pinned_hub_modules)."""
+        from transferlab.core.models.hub_layer import PINNED_FOLDER, pinned_hub_modules
+
+        path = self.locate(run_id)
+        info = self.read_json(path.name, "model_info.json", default={})
+        backbone = info.get("backbone") if isinstance(info, dict) else None
+        return pinned_hub_modules(path / PINNED_FOLDER, [backbone] if isinstance(backbone, str) else [])
 
     # ---- deleting (the trash) ----
 
@@ -663,3 +684,15 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _transferlab_cause(exc: BaseException) -> TransferlabError | None:
+    """The TransferlabError an exception was raised from (directly or through wrappers), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TransferlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
