@@ -3,8 +3,11 @@
     result = run_training(config, reporter, stop)
 
 `config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events (core.events),
-`stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a RunStore. Failures
-never escape as exceptions: they end the run with status "failed" and a one-line reason.
+`stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a RunStore.
+
+Bad input is refused before a run exists: `core.preflight.check_run` raises a one-line ConfigError,
+DataError, ModelError or RunStoreError and nothing is added to the store. Once the run exists, failures never
+escape as exceptions: they end the run with status "failed" and a one-line reason.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from core.events import (
     null_reporter,
 )
 from core.layers import OneCycle
+from core.preflight import Checked, check_run
 from core.runs import RunStore
 from core.stopping import StopFlag
 
@@ -105,14 +109,28 @@ class RunResult:
     history: list[dict[str, Any]]
 
 
-def make_job(config: RunConfig) -> Job:
+def make_job(config: RunConfig, checked: Checked | None = None) -> Job:
     if config.kind == "mnist":
         from core.mnist_job import MnistJob
 
         return MnistJob(config)
     from core.transfer import FolderJob  # the transfer-learning half
 
-    return FolderJob(config)
+    return FolderJob(config, checked)
+
+
+def preflight(config: RunConfig, store: RunStore, reporter: Reporter | None = None,
+              stop: StopFlag | None = None) -> Checked:
+    """core.preflight.check_run with its scan progress sent to `reporter` as PhaseProgress events; raises
+    StopRequested when `stop` is set while scanning."""
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if stop is not None and stop.requested:
+            raise StopRequested(stop.reason)
+        if reporter is not None:
+            reporter(PhaseProgress(phase, done, total))
+
+    return check_run(config, store, progress)
 
 
 def default_strategy() -> tf.distribute.Strategy:
@@ -126,11 +144,19 @@ def default_strategy() -> tf.distribute.Strategy:
 
 def run_training(config: RunConfig, reporter: Reporter | None = None, stop: StopFlag | None = None, *,
                  store: RunStore | None = None, strategy: tf.distribute.Strategy | None = None,
-                 job: Job | None = None) -> RunResult:
-    """Train, evaluate and store one run. Returns how it ended; never raises for a failed run."""
+                 job: Job | None = None, checked: Checked | None = None) -> RunResult:
+    """Check, train, evaluate and store one run. Returns how it ended; never raises for a failed run. Bad input
+    raises before the run exists (see the module docstring); `checked` skips checks the caller already made."""
     reporter = reporter or null_reporter
     stop = stop or StopFlag()
     store = store or RunStore()
+    if checked is None:
+        try:
+            checked = preflight(config, store, reporter, stop)
+        except StopRequested as exc:  # stopped while scanning: no run was made
+            reason = str(exc) or "stopped by user"
+            reporter(RunFinished("", "stopped", reason, {}))
+            return RunResult("", store.root, "stopped", reason, {}, [])
     run = store.create(config)
     ctx = JobContext(run.run_id, store, reporter, stop)
     recorder = _HistoryRecorder(store, run.run_id)
@@ -139,7 +165,7 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
     metrics: dict[str, Any] = {}
     try:
         keras.utils.set_random_seed(config.fit.seed)
-        job = job or make_job(config)
+        job = job or make_job(config, checked)
         strategy = strategy or default_strategy()
         with strategy.scope():
             prepared = job.prepare(ctx)

@@ -44,14 +44,16 @@ from core.folder_data import (
     DataSplit,
     Item,
     class_weights,
+    classes_to_train,
     make_dataset,
     scan_folder,
     split_from_folders,
     split_items,
 )
+from core.preflight import Checked
 from core.runs import RunStore
 from core.stopping import StopFlag
-from core.training import JobContext, Prepared, RunResult, run_training
+from core.training import JobContext, Prepared, RunResult, StopRequested, preflight, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,9 @@ AUGMENTATION_NOTE = ("augmentation is on: images change every epoch, so features
 class FolderJob:
     """A transfer-learning run on a folder of class subfolders (see the module docstring)."""
 
-    def __init__(self, config: FolderConfig) -> None:
+    def __init__(self, config: FolderConfig, checked: Checked | None = None) -> None:
         self.config = config
+        self.checked = checked or Checked()  # the scans core.preflight already made, if any
         self.split: DataSplit | None = None
         self._fitted: keras.Model | None = None
         self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
@@ -161,8 +164,8 @@ class FolderJob:
     def _split(self, ctx: JobContext) -> tuple[DataSplit, dict[str, Any]]:
         """The split to use, and the scan summary (per-class counts, skipped files) for the data summary."""
         config, fit = self.config, self.config.fit
-        progress = _PhaseReporter(ctx, "scanning folder")
-        scan = scan_folder(config.data_dir, progress=progress)
+        scan = self.checked.scan or classes_to_train(scan_folder(
+            config.data_dir, progress=_PhaseReporter(ctx, "scanning folder")), config.skip_empty_classes)
         summary = scan.summary()
         if config.split_from_run:
             split = load_run_split(ctx.store, config.split_from_run)
@@ -175,7 +178,9 @@ class FolderJob:
                                 f"got {len(missing)} missing or unusable (first: {sorted(missing)[0][0]})")
             source = f"reused from run {config.split_from_run}"
         elif config.val_dir:
-            val_scan = scan_folder(config.val_dir, progress=_PhaseReporter(ctx, "scanning validation folder"))
+            val_scan = self.checked.val_scan or classes_to_train(scan_folder(
+                config.val_dir, progress=_PhaseReporter(ctx, "scanning validation folder")),
+                config.skip_empty_classes)
             summary["validation_folder"] = val_scan.summary()
             split = split_from_folders(scan, val_scan, config.test_split, fit.seed)
             source = f"validation folder {config.val_dir}"
@@ -395,7 +400,8 @@ class _BatchPhase:
 # ---- frozen vs fine-tuned ----
 
 def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | None = None,
-                            stop: StopFlag | None = None, store: RunStore | None = None) -> dict[str, Any]:
+                            stop: StopFlag | None = None, store: RunStore | None = None, *,
+                            checked: Checked | None = None) -> dict[str, Any]:
     """Train a frozen run, then a fine-tuned one on exactly the same split and seed, and compare them.
 
     The fine-tuned run reuses the frozen run's split (split_from_run) and starts from its trained head
@@ -411,17 +417,24 @@ def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | No
     """
     store = store or RunStore()
     stop = stop or StopFlag()
-    frozen = run_training(dataclasses.replace(folder_config, mode="frozen", init_from_run=None),
-                          reporter, stop, store=store)
-    result: dict[str, Any] = {"frozen": _run_entry(frozen), "finetune": {
-        "run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}, "per_class": [],
-        "differences": {}}
+    frozen_config = dataclasses.replace(folder_config, mode="frozen", init_from_run=None)
+    not_started: dict[str, Any] = {"run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}
+    result: dict[str, Any] = {"frozen": dict(not_started), "finetune": dict(not_started), "per_class": [],
+                              "differences": {}}
+    if checked is None:  # bad input (e.g. --unfreeze beyond the backbone) is refused before either run exists
+        try:
+            checked = preflight(frozen_config, store, reporter, stop)
+        except StopRequested as exc:
+            result["frozen"].update(status="stopped", reason=str(exc) or "stopped by user")
+            return result
+    frozen = run_training(frozen_config, reporter, stop, store=store, checked=checked)
+    result["frozen"] = _run_entry(frozen)
     if frozen.status != "finished" or not frozen.metrics:
         result["finetune"]["reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
         return result
     finetune_config = dataclasses.replace(folder_config, mode="finetune", split_from_run=frozen.run_id,
                                           init_from_run=frozen.run_id)
-    tuned = run_training(finetune_config, reporter, stop, store=store)
+    tuned = run_training(finetune_config, reporter, stop, store=store, checked=checked)
     result["finetune"] = _run_entry(tuned)
     if tuned.metrics:
         result["per_class"] = per_class_differences(frozen.metrics, tuned.metrics)
