@@ -1,6 +1,11 @@
 """The command line: `transferlab train|compare|evaluate|predict|export|runs ...`, over the same engine calls
 the GUI uses. With --json the last line on stdout is one JSON object (or list). Exit codes: 0 done,
-1 the run failed, 2 bad input or usage, 130 stopped (Ctrl-C)."""
+1 the run (or writing an output) failed, 2 bad input or usage, 130 stopped (Ctrl-C), 141 stdout was closed
+early (`transferlab runs list | head -1`).
+
+Every message is one line: bad input is refused before a run exists (core.preflight), names are shown with
+control characters and undecodable bytes escaped (core.console.printable), and anything unexpected is one
+line too (-v adds the traceback and TensorFlow's own start-up logs)."""
 
 from __future__ import annotations
 
@@ -11,37 +16,79 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from core.errors import TransferlabError
+from core.console import (
+    LibraryWarnings,
+    printable,
+    quiet_tensorflow,
+    safe_streams,
+    silence_broken_pipe,
+)
+from core.errors import TransferlabError, WriteFailed, first_line
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    safe_streams()
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)  # before anything imports TensorFlow
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.runs_dir:
         os.environ["TRANSFERLAB_HOME"] = args.runs_dir  # one place decides where runs live
+    with LibraryWarnings() as library_warnings:
+        code = _run_handler(args)
+    if library_warnings.note() and not args.verbose and code != EXIT_BROKEN_PIPE:
+        _err(library_warnings.note())
+    return code
+
+
+def _run_handler(args: argparse.Namespace) -> int:
+    """The command, with every way it can end turned into an exit code and at most one line on stderr."""
     try:
-        return args.handler(args)
+        return int(args.handler(args))
+    except BrokenPipeError:  # the reader of stdout went away: nothing more to say, to anyone
+        silence_broken_pipe()
+        return EXIT_BROKEN_PIPE
+    except WriteFailed as exc:
+        _err(f"error: {printable(exc)}")
+        return EXIT_FAILED
     except TransferlabError as exc:
-        _err(f"error: {exc}")
+        _err(f"error: {printable(exc)}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_STOPPED
+    except OSError as exc:  # the file system refused something the checks could not foresee
+        logger.debug("command failed", exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"error: {printable(exc.strerror or exc)}{printable(where)}")
+        return EXIT_FAILED
+    except Exception as exc:
+        logger.debug("command failed", exc_info=True)
+        _err(f"error: {type(exc).__name__}: {printable(first_line(exc, limit=300))} (-v shows the traceback)")
+        return EXIT_FAILED
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        _err(f"error: {printable(message)} (see '{self.prog} --help')")
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="transferlab", description="Train image classifiers on a laptop CPU, "
+    parser = _Parser(prog="transferlab", description="Train image classifiers on a laptop CPU, "
                                      "offline. Without arguments the desktop app opens.")
     parser.add_argument("--runs-dir", help="where runs are stored (default: $TRANSFERLAB_HOME/runs or the user "
                         "data folder)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, tracebacks, TensorFlow's own start-up logs and library warnings")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model and store the run").add_subparsers(
@@ -78,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a run's model")
     export.add_argument("run")
     export.add_argument("--format", choices=("keras", "savedmodel", "tflite"), default="keras")
-    export.add_argument("--out", help="output path (default: inside the run folder)")
+    export.add_argument("--out", help="a new file or folder name, or an existing folder to write a new "
+                        "<run id>.keras / <run id>-savedmodel / <run id>.tflite into (default: the run's exports "
+                        "folder); nothing there is ever replaced")
+    export.add_argument("--force", action="store_true", help="let a .keras or .tflite export replace an "
+                        "existing file given as --out")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=_cmd_export)
 
@@ -106,7 +157,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--val-split", type=float, dest="validation_split")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, help="0 .. 4294967295 (same seed: same split and initial weights)")
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--stop-at-accuracy", type=float, help="stop once training accuracy reaches this")
     parser.add_argument("--early-stopping", type=int, dest="early_stopping_patience", metavar="PATIENCE",
@@ -118,7 +169,8 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 def _add_folder_options(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
     parser.add_argument("path", help="folder with one subfolder per class")
     parser.add_argument("--backbone", default="efficientnet-lite0",
-                        help="efficientnet-lite0 (bundled), a TF Hub URL, or a local TF Hub SavedModel folder")
+                        help="efficientnet-lite0 (bundled), a TF Hub URL, or a local TF Hub SavedModel folder. "
+                        "A SavedModel is a program: choose only models from sources you trust")
     if with_mode:
         parser.add_argument("--mode", choices=("frozen", "finetune"), default="frozen")
     parser.add_argument("--unfreeze", default="1", help="fine-tuning: top N blocks of the base, or 'all'")
@@ -126,6 +178,8 @@ def _add_folder_options(parser: argparse.ArgumentParser, with_mode: bool = True)
     parser.add_argument("--val-dir", help="a separate validation folder instead of a split")
     parser.add_argument("--split-from", dest="split_from_run", help="reuse the split stored with this run")
     parser.add_argument("--init-from", dest="init_from_run", help="fine-tune from this frozen run's head")
+    parser.add_argument("--skip-empty-classes", action="store_true", help="leave class folders without usable "
+                        "images out (by default they are refused)")
 
 
 def _fit_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,7 +208,8 @@ def _folder_config(args: argparse.Namespace, mode: str) -> Any:
     return FolderConfig(data_dir=args.path, backbone=args.backbone, mode=mode, unfreeze=unfreeze,
                         augment=args.augment, test_split=args.test_split, val_dir=args.val_dir,
                         split_from_run=args.split_from_run, init_from_run=args.init_from_run,
-                        fit=FitOptions(**dataclasses.asdict(fit)), name=args.name)
+                        skip_empty_classes=args.skip_empty_classes, fit=FitOptions(**dataclasses.asdict(fit)),
+                        name=args.name)
 
 
 def _cmd_train_folder(args: argparse.Namespace) -> int:
@@ -162,10 +217,15 @@ def _cmd_train_folder(args: argparse.Namespace) -> int:
 
 
 def _train(config: Any, as_json: bool) -> int:
-    from core.training import run_training
+    from core.runs import RunStore
 
+    store = RunStore()
+    printer = ProgressPrinter(sys.stderr)
     with _StopOnCtrlC() as stop:
-        result = run_training(config, ProgressPrinter(sys.stderr), stop)
+        checked = _check(config, store, printer, stop)  # before TensorFlow is even imported
+        from core.training import run_training
+
+        result = run_training(config, printer, stop, store=store, checked=checked)
     summary = {"run_id": result.run_id, "status": result.status, "reason": result.reason,
                "run_dir": str(result.run_dir), "metrics": _scalar_metrics(result.metrics)}
     if as_json:
@@ -176,10 +236,16 @@ def _train(config: Any, as_json: bool) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from core.transfer import compare_frozen_finetune
+    from core.runs import RunStore
 
+    store = RunStore()
+    config = _folder_config(args, "frozen")
+    printer = ProgressPrinter(sys.stderr)
     with _StopOnCtrlC() as stop:
-        comparison = compare_frozen_finetune(_folder_config(args, "frozen"), ProgressPrinter(sys.stderr), stop)
+        checked = _check(config, store, printer, stop)
+        from core.transfer import compare_frozen_finetune
+
+        comparison = compare_frozen_finetune(config, printer, stop, store, checked=checked)
     if args.json:
         _out(json.dumps(comparison, default=str))
     else:
@@ -190,12 +256,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK if all(s == "finished" for s in statuses) else EXIT_FAILED
 
 
+def _check(config: Any, store: Any, printer: ProgressPrinter, stop: Any) -> Any:
+    """core.preflight.check_run. On a terminal the folder scan shows on the progress line, which is erased again
+    if the input is refused, so a refusal is exactly one line. Ctrl-C while scanning ends the command."""
+    from core.events import PhaseProgress
+    from core.preflight import check_run
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        if printer.tty:
+            printer(PhaseProgress(phase, done, total))
+
+    try:
+        return check_run(config, store, progress)
+    finally:
+        printer.clear()
+
+
 # ---- evaluate / predict / export ----
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
-
-    store = RunStore()
+    store = _store()
     run_id = store.resolve(args.run)
     metrics = evaluate_stored_run(store, run_id)
     if args.json:
@@ -219,10 +301,12 @@ def evaluate_stored_run(store: Any, run_id: str) -> dict[str, Any]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.top_k < 1:
+        raise TransferlabError(f"--top-k: expected an integer >= 1, got {args.top_k}")
     from core.predict import Classifier
-    from core.runs import RunStore
 
-    classifier = Classifier(args.run, RunStore())
+    classifier = Classifier(args.run, store)
     predictions = classifier.classify(args.images, top_k=args.top_k)
     rows = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
              "top": [{"label": label, "probability": prob} for label, prob in p.top],
@@ -231,29 +315,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         _out(json.dumps(rows))
     else:
         for row in rows:
+            name = printable(row["file"])
             if "error" in row:
-                _out(f"{row['file']}: error: {row['error']}")
+                _out(f"{name}: error: {printable(row['error'])}")
             else:
-                tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in row["top"])
-                _out(f"{row['file']}: {row['label']} ({row['probability']:.1%})   [{tops}]")
+                tops = ", ".join(f"{printable(t['label'])} {t['probability']:.1%}" for t in row["top"])
+                _out(f"{name}: {printable(row['label'])} ({row['probability']:.1%})   [{tops}]")
     return EXIT_BAD_INPUT if any("error" in row for row in rows) else EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from core.export import export_run
-    from core.runs import RunStore
+    store = _store()
+    run_id = store.resolve(args.run)
+    from core.export import export_run, plan_target
 
-    path = export_run(args.run, args.format, store=RunStore(), out=args.out)
-    _out(json.dumps({"run": args.run, "format": args.format, "path": str(path)}) if args.json else str(path))
+    plan_target(store, run_id, args.format, args.out, args.force)  # refuse a bad --out before loading TensorFlow
+    path = export_run(run_id, args.format, store=store, out=args.out, force=args.force)
+    _out(json.dumps({"run": run_id, "format": args.format, "path": str(path)}) if args.json else printable(path))
     return EXIT_OK
 
 
 # ---- runs ----
 
-def _cmd_runs_list(args: argparse.Namespace) -> int:
+def _store() -> Any:
+    """The run store, after checking that --runs-dir is not a file (reading never creates it)."""
+    from core.preflight import check_store_folder
     from core.runs import RunStore
 
-    runs = RunStore().list()
+    store = RunStore()
+    check_store_folder(store.root)
+    return store
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    runs = _store().list()
     if args.json:
         _out(json.dumps([{"run_id": r.run_id, "kind": r.kind, "title": r.title(), "status": r.status,
                           "epochs": r.epochs_done, "metrics": _scalar_metrics(r.metrics)} for r in runs]))
@@ -263,14 +358,13 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     for run in runs:
         accuracy = run.metrics.get("accuracy")
         shown = f"{accuracy:.4f}" if isinstance(accuracy, float) else "-"
-        _out(f"{run.run_id:44} {run.status:11} epochs {run.epochs_done:3}  accuracy {shown:7}  {run.title()}")
+        _out(f"{printable(run.run_id):44} {printable(run.status):11} epochs {run.epochs_done:3}  "
+             f"accuracy {shown:7}  {printable(run.title())}")
     return EXIT_OK
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
-
-    store = RunStore()
+    store = _store()
     run = store.get(store.resolve(args.run))
     data = {"run_id": run.run_id, "path": str(run.path), "status": run.status, "reason": run.reason,
             "config": run.config, "history": store.history(run.run_id), "metrics": _scalar_metrics(run.metrics)}
@@ -279,30 +373,26 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_compare(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
-
-    comparison = RunStore().compare(args.runs)
+    comparison = _store().compare(args.runs)
     if args.json:
         comparison.pop("histories")
         _out(json.dumps(comparison))
         return EXIT_OK
     width = 26
-    _out("".ljust(width) + "".join(run[:30].ljust(32) for run in comparison["runs"]))
+    _out("".ljust(width) + "".join(printable(run)[:30].ljust(32) for run in comparison["runs"]))
     for section in ("config_diff", "metrics"):
         _out(f"-- {section.replace('_', ' ')}")
         for key, values in comparison[section].items():
-            _out(key[:width - 1].ljust(width) + "".join(_fmt(v)[:30].ljust(32) for v in values))
+            _out(printable(key)[:width - 1].ljust(width) + "".join(_fmt(v)[:30].ljust(32) for v in values))
     return EXIT_OK
 
 
 def _cmd_runs_delete(args: argparse.Namespace) -> int:
-    from core.runs import RunStore
-
-    store = RunStore()
+    store = _store()
     ids = [store.resolve(run) for run in args.runs]  # resolve all first: nothing is deleted on a typo
     for run_id in ids:
         store.delete(run_id)
-        _out(f"deleted {run_id}")
+        _out(f"deleted {printable(run_id)}")
     return EXIT_OK
 
 
@@ -315,6 +405,7 @@ class ProgressPrinter:
         self.stream, self.width = stream, width
         self.tty = stream.isatty()
         self.last_phase = ""
+        self.open_line = False  # a terminal line that the next one overwrites
 
     def __call__(self, event: Any) -> None:
         from core import events
@@ -327,6 +418,9 @@ class ProgressPrinter:
             model = event.model_summary
             self._line(f"run {event.run_id}: {model.name}, {model.trainable_params:,} trainable / "
                        f"{model.frozen_params:,} frozen parameters", final=True)
+            note = _data_note(event.data_summary)
+            if note:
+                self._line(note, final=True)
         elif isinstance(event, events.BatchProgress) and self.tty and event.batches:
             done = event.batch / event.batches
             bar = "#" * round(done * self.width)
@@ -342,11 +436,33 @@ class ProgressPrinter:
             self._line(f"{event.status}{': ' + event.reason if event.reason else ''}", final=True)
 
     def _line(self, text: str, final: bool = False) -> None:
+        text = printable(text)
         if self.tty:
             self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+            self.open_line = not final
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def clear(self) -> None:
+        """Erase an unfinished progress line (before an error message takes its place)."""
+        if self.open_line:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.open_line = False
+
+
+def _data_note(summary: dict[str, Any]) -> str:
+    """One line about files and folders a folder run could not use, e.g. 'note: 2 files skipped (first: ...)'."""
+    problems = [*summary.get("unreadable", []), *summary.get("skipped", [])]
+    left_out = summary.get("empty_classes", [])
+    parts = []
+    if problems:
+        first = problems[0]
+        parts.append(f"{len(problems)} files or folders skipped (first: {first.get('path')}: {first.get('reason')})")
+    if left_out:
+        parts.append(f"empty classes left out: {', '.join(left_out)}")
+    return f"note: {'; '.join(parts)}" if parts else ""
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +470,8 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_result(summary: dict[str, Any]) -> None:
-    _out(f"run {summary['run_id']} {summary['status']}" + (f": {summary['reason']}" if summary["reason"] else ""))
+    run = f"run {summary['run_id']}" if summary["run_id"] else "no run was made:"
+    _out(printable(f"{run} {summary['status']}" + (f": {summary['reason']}" if summary["reason"] else "")))
     for key, value in summary["metrics"].items():
         if key.endswith(("accuracy", "loss")):
             _out(f"  {key:15} {_fmt(value)}")
@@ -365,7 +482,7 @@ def _print_metrics(run_id: str, metrics: dict[str, Any]) -> None:
     _out(f"  accuracy {metrics['accuracy']:.4f}   loss {metrics['loss']:.4f}")
     _out("  class        precision  recall     f1  support")
     for row in metrics.get("per_class", []):
-        _out(f"  {row['class'][:12]:12} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "
+        _out(f"  {printable(row['class'])[:12]:12} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "
              f"{row['support']:8}")
 
 
@@ -375,7 +492,9 @@ def _print_comparison(comparison: dict[str, Any]) -> None:
         values = [comparison.get(mode, {}).get("metrics", {}).get(key) for mode in ("frozen", "finetune")]
         _out(f"{key:22}" + "".join(f"{_fmt(v):>14}" for v in values))
     for mode in ("frozen", "finetune"):
-        _out(f"{mode} run: {comparison.get(mode, {}).get('run_id', '-')}")
+        entry = comparison.get(mode, {})
+        reason = f" ({entry['reason']})" if entry.get("reason") and entry.get("status") != "finished" else ""
+        _out(printable(f"{mode} run: {entry.get('run_id') or '-'} {entry.get('status') or 'not started'}{reason}"))
 
 
 def _fmt(value: Any) -> str:
@@ -388,7 +507,7 @@ def _int(text: str, option: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise TransferlabError(f"{option}: expected an integer or 'all', got {text!r}") from None
+        raise TransferlabError(f"{option}: expected an integer or 'all', got {printable(text)!r}") from None
 
 
 def _out(text: str) -> None:
@@ -397,8 +516,11 @@ def _out(text: str) -> None:
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed or a broken pipe: there is no one left to tell
+        pass
 
 
 class _StopOnCtrlC:
