@@ -453,15 +453,16 @@ class ProgressPrinter:
 
 
 def _data_note(summary: dict[str, Any]) -> str:
-    """One line about files and folders a folder run could not use, e.g. 'note: 2 files skipped (first: ...)'."""
-    problems = [*summary.get("unreadable", []), *summary.get("skipped", [])]
-    left_out = summary.get("empty_classes", [])
+    """One line about what a folder run could not use, e.g. 'note: 2 unusable files skipped (first: ...)'."""
     parts = []
-    if problems:
-        first = problems[0]
-        parts.append(f"{len(problems)} files or folders skipped (first: {first.get('path')}: {first.get('reason')})")
-    if left_out:
-        parts.append(f"empty classes left out: {', '.join(left_out)}")
+    for key, what in (("skipped", "unusable file"), ("unreadable", "unreadable folder")):
+        entries = summary.get(key) or []
+        if entries:
+            first = entries[0]
+            parts.append(f"{len(entries)} {what}{'s' if len(entries) > 1 else ''} skipped (first: "
+                         f"{first.get('path')}: {first.get('reason')})")
+    if summary.get("empty_classes"):
+        parts.append(f"empty classes left out: {', '.join(summary['empty_classes'])}")
     return f"note: {'; '.join(parts)}" if parts else ""
 
 

@@ -125,7 +125,7 @@ def test_train_and_predict_with_undecodable_and_control_characters_in_names(
     sys.stdout.flush(), sys.stderr.flush()
     err = raw_err.getvalue().decode("utf-8")
     assert code == 0, err
-    assert "note: 6 files or folders skipped (first: caf\\xe9/bad\\xfe " in err and "\\udc" not in err
+    assert "note: 6 unusable files skipped (first: caf\\xe9/bad\\xfe " in err and "\\udc" not in err
     run_id = json.loads(raw_out.getvalue().decode("utf-8").splitlines()[-1])["run_id"]
 
     photos = tmp_path / "photos"
