@@ -1,6 +1,11 @@
 """The command line: `transferlab train|compare|evaluate|predict|export|runs ...`, over the same engine calls
 the GUI uses. With --json the last line on stdout is one JSON object (or list). Exit codes: 0 done,
-1 the run failed, 2 bad input or usage, 130 stopped (Ctrl-C)."""
+1 the run (or writing an output) failed, 2 bad input or usage, 130 stopped (Ctrl-C), 141 stdout was closed
+early (`transferlab runs list | head -1`).
+
+Every message is one line: bad input is refused before a run exists (core.preflight), names are shown with
+control characters and undecodable bytes escaped (core.console.printable), and anything unexpected is one
+line too (-v adds the traceback and TensorFlow's own start-up logs)."""
 
 from __future__ import annotations
 
@@ -11,37 +16,82 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from transferlab.core.errors import TransferlabError
+from transferlab.core.console import (
+    LibraryWarnings,
+    printable,
+    quiet_tensorflow,
+    safe_streams,
+    silence_broken_pipe,
+)
+from transferlab.core.errors import TransferlabError, WriteFailed, first_line
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+
+
+FORMAT_CHOICES = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8")  # transferlab.core.deploy.export
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    safe_streams()
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)  # before anything imports TensorFlow
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.runs_dir:
         os.environ["TRANSFERLAB_HOME"] = args.runs_dir  # one place decides where runs live
+    with LibraryWarnings() as library_warnings:
+        code = _run_handler(args)
+    if library_warnings.note() and not args.verbose and code != EXIT_BROKEN_PIPE:
+        _err(library_warnings.note())
+    return code
+
+
+def _run_handler(args: argparse.Namespace) -> int:
+    """The command, with every way it can end turned into an exit code and at most one line on stderr."""
     try:
-        return args.handler(args)
+        return int(args.handler(args))
+    except BrokenPipeError:  # the reader of stdout went away: nothing more to say, to anyone
+        silence_broken_pipe()
+        return EXIT_BROKEN_PIPE
+    except WriteFailed as exc:
+        _err(f"error: {printable(exc)}")
+        return EXIT_FAILED
     except TransferlabError as exc:
-        _err(f"error: {exc}")
+        _err(f"error: {printable(exc)}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_STOPPED
+    except OSError as exc:  # the file system refused something the checks could not foresee
+        logger.debug("command failed", exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"error: {printable(exc.strerror or exc)}{printable(where)}")
+        return EXIT_FAILED
+    except Exception as exc:
+        logger.debug("command failed", exc_info=True)
+        _err(f"error: {type(exc).__name__}: {printable(first_line(exc, limit=300))} (-v shows the traceback)")
+        return EXIT_FAILED
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        _err(f"error: {printable(message)} (see '{self.prog} --help')")
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="transferlab", description="Train image classifiers on a laptop CPU, "
+    parser = _Parser(prog="transferlab", description="Train image classifiers on a laptop CPU, "
                                      "offline. Without arguments the desktop app opens.")
     parser.add_argument("--runs-dir", help="where runs are stored (default: $TRANSFERLAB_HOME/runs or the user "
                         "data folder)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, tracebacks, TensorFlow's own start-up logs and library warnings")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model and store the run").add_subparsers(
@@ -77,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export a run's model")
     export.add_argument("run")
-    export.add_argument("--format", choices=("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8"),
-                        default="keras")
-    export.add_argument("--out", help="output path (default: inside the run folder)")
+    export.add_argument("--format", choices=FORMAT_CHOICES, default="keras")
+    export.add_argument("--out", help="a new file or folder name, or an existing folder to write a new "
+                        "<run id>.keras / <run id>-savedmodel / <run id>.tflite into (default: the run's exports "
+                        "folder); nothing there is ever replaced")
+    export.add_argument("--force", action="store_true", help="let a .keras or .tflite export replace an "
+                        "existing file given as --out")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=_cmd_export)
 
@@ -124,7 +177,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--val-split", type=float, dest="validation_split")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, help="0 .. 4294967295 (same seed: same split and initial weights)")
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--stop-at-accuracy", type=float, help="stop once training accuracy reaches this")
     parser.add_argument("--early-stopping", type=int, dest="early_stopping_patience", metavar="PATIENCE",
@@ -146,6 +199,8 @@ def _add_folder_options(parser: argparse.ArgumentParser, with_mode: bool = True)
     parser.add_argument("--val-dir", help="a separate validation folder instead of a split")
     parser.add_argument("--split-from", dest="split_from_run", help="reuse the split stored with this run")
     parser.add_argument("--init-from", dest="init_from_run", help="fine-tune from this frozen run's head")
+    parser.add_argument("--skip-empty-classes", action="store_true", help="leave class folders without usable "
+                        "images out (by default they are refused)")
 
 
 def _fit_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -174,7 +229,8 @@ def _folder_config(args: argparse.Namespace, mode: str) -> Any:
     return FolderConfig(data_dir=args.path, backbone=args.backbone, mode=mode, unfreeze=unfreeze,
                         augment=args.augment, test_split=args.test_split, val_dir=args.val_dir,
                         split_from_run=args.split_from_run, init_from_run=args.init_from_run,
-                        fit=FitOptions(**dataclasses.asdict(fit)), name=args.name)
+                        skip_empty_classes=args.skip_empty_classes, fit=FitOptions(**dataclasses.asdict(fit)),
+                        name=args.name)
 
 
 def _cmd_train_folder(args: argparse.Namespace) -> int:
@@ -182,10 +238,15 @@ def _cmd_train_folder(args: argparse.Namespace) -> int:
 
 
 def _train(config: Any, as_json: bool) -> int:
-    from transferlab.core.training.loop import run_training
+    from transferlab.core.runs.store import RunStore
 
+    store = RunStore()
+    printer = ProgressPrinter(sys.stderr)
     with _StopOnCtrlC() as stop:
-        result = run_training(config, ProgressPrinter(sys.stderr), stop)
+        checked = _check(config, store, printer, stop)  # before TensorFlow is even imported
+        from transferlab.core.training.loop import run_training
+
+        result = run_training(config, printer, stop, store=store, checked=checked)
     summary = {"run_id": result.run_id, "status": result.status, "reason": result.reason,
                "run_dir": str(result.run_dir), "metrics": _scalar_metrics(result.metrics)}
     if as_json:
@@ -196,10 +257,16 @@ def _train(config: Any, as_json: bool) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from transferlab.core.training.compare import compare_frozen_finetune
+    from transferlab.core.runs.store import RunStore
 
+    store = RunStore()
+    config = _folder_config(args, "frozen")
+    printer = ProgressPrinter(sys.stderr)
     with _StopOnCtrlC() as stop:
-        comparison = compare_frozen_finetune(_folder_config(args, "frozen"), ProgressPrinter(sys.stderr), stop)
+        checked = _check(config, store, printer, stop)
+        from transferlab.core.training.compare import compare_frozen_finetune
+
+        comparison = compare_frozen_finetune(config, printer, stop, store, checked=checked)
     if args.json:
         _out(json.dumps(comparison, default=str))
     else:
@@ -210,12 +277,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK if all(s == "finished" for s in statuses) else EXIT_FAILED
 
 
+def _check(config: Any, store: Any, printer: ProgressPrinter, stop: Any) -> Any:
+    """core.preflight.check_run. On a terminal the folder scan shows on the progress line, which is erased again
+    if the input is refused, so a refusal is exactly one line. Ctrl-C while scanning ends the command."""
+    from transferlab.core.events import PhaseProgress
+    from transferlab.core.training.preflight import check_run
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        if printer.tty:
+            printer(PhaseProgress(phase, done, total))
+
+    try:
+        return check_run(config, store, progress)
+    finally:
+        printer.clear()
+
+
 # ---- evaluate / predict / export ----
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from transferlab.core.runs.store import RunStore
-
-    store = RunStore()
+    store = _store()
     run_id = store.resolve(args.run)
     metrics = evaluate_stored_run(store, run_id)
     if args.json:
@@ -239,10 +322,12 @@ def evaluate_stored_run(store: Any, run_id: str) -> dict[str, Any]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.top_k < 1:
+        raise TransferlabError(f"--top-k: expected an integer >= 1, got {args.top_k}")
     from transferlab.core.deploy.predict import Classifier
-    from transferlab.core.runs.store import RunStore
 
-    classifier = Classifier(args.run, RunStore())
+    classifier = Classifier(args.run, store)
     predictions = classifier.classify(args.images, top_k=args.top_k)
     rows = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
              "top": [{"label": label, "probability": prob} for label, prob in p.top],
@@ -251,29 +336,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         _out(json.dumps(rows))
     else:
         for row in rows:
+            name = printable(row["file"])
             if "error" in row:
-                _out(f"{row['file']}: error: {row['error']}")
+                _out(f"{name}: error: {printable(row['error'])}")
             else:
-                tops = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in row["top"])
-                _out(f"{row['file']}: {row['label']} ({row['probability']:.1%})   [{tops}]")
+                tops = ", ".join(f"{printable(t['label'])} {t['probability']:.1%}" for t in row["top"])
+                _out(f"{name}: {printable(row['label'])} ({row['probability']:.1%})   [{tops}]")
     return EXIT_BAD_INPUT if any("error" in row for row in rows) else EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from transferlab.core.deploy.export import export_run
-    from transferlab.core.runs.store import RunStore
+    store = _store()
+    run_id = store.resolve(args.run)
+    from transferlab.core.deploy.export import export_run, plan_target
 
-    path = export_run(args.run, args.format, store=RunStore(), out=args.out)
-    _out(json.dumps({"run": args.run, "format": args.format, "path": str(path)}) if args.json else str(path))
+    plan_target(store, run_id, args.format, args.out, args.force)  # refuse a bad --out before loading TensorFlow
+    path = export_run(run_id, args.format, store=store, out=args.out, force=args.force)
+    _out(json.dumps({"run": run_id, "format": args.format, "path": str(path)}) if args.json else printable(path))
     return EXIT_OK
 
 
 # ---- runs ----
 
-def _cmd_runs_list(args: argparse.Namespace) -> int:
+def _store() -> Any:
+    """The run store, after checking that --runs-dir is not a file (reading never creates it)."""
     from transferlab.core.runs.store import RunStore
+    from transferlab.core.training.preflight import check_store_folder
 
-    runs = RunStore().list()
+    store = RunStore()
+    check_store_folder(store.root)
+    return store
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    runs = _store().list()
     if args.json:
         _out(json.dumps([{"run_id": r.run_id, "kind": r.kind, "title": r.title(), "status": r.status,
                           "reason": r.reason, "epochs": r.epochs_done, "metrics": _scalar_metrics(r.metrics)}
@@ -283,20 +379,20 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
         _out("no runs yet: try 'transferlab train mnist'")
     for run in runs:
         if run.damaged:
-            _out(f"{run.run_id:44} {run.status:11} {run.reason}")
+            _out(f"{printable(run.run_id):44} {run.status:11} {printable(run.reason)}")
             continue
         accuracy = run.metrics.get("accuracy")
         shown = f"{accuracy:.4f}" if isinstance(accuracy, float) else "-"
-        _out(f"{run.run_id:44} {run.status:11} epochs {run.epochs_done:3}  accuracy {shown:7}  {run.title()}")
+        _out(f"{printable(run.run_id):44} {printable(run.status):11} epochs {run.epochs_done:3}  "
+             f"accuracy {shown:7}  {printable(run.title())}")
     return EXIT_OK
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
     from transferlab.core.errors import RunStoreError
-    from transferlab.core.runs.store import RunStore
 
-    store = RunStore()
-    run = store.get(args.run)
+    store = _store()
+    run = store.get(store.resolve(args.run))
     try:
         history: Any = store.history(run.run_id)
     except RunStoreError:
@@ -311,48 +407,40 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_compare(args: argparse.Namespace) -> int:
-    from transferlab.core.runs.store import RunStore
-
-    comparison = RunStore().compare(args.runs)
+    comparison = _store().compare(args.runs)
     if args.json:
         comparison.pop("histories")
         _out(json.dumps(comparison))
         return EXIT_OK
     width = 26
-    _out("".ljust(width) + "".join(run[:30].ljust(32) for run in comparison["runs"]))
+    _out("".ljust(width) + "".join(printable(run)[:30].ljust(32) for run in comparison["runs"]))
     for section in ("config_diff", "metrics"):
         _out(f"-- {section.replace('_', ' ')}")
         for key, values in comparison[section].items():
-            _out(key[:width - 1].ljust(width) + "".join(_fmt(v)[:30].ljust(32) for v in values))
+            _out(printable(key)[:width - 1].ljust(width) + "".join(_fmt(v)[:30].ljust(32) for v in values))
     return EXIT_OK
 
 
 def _cmd_runs_delete(args: argparse.Namespace) -> int:
-    from transferlab.core.runs.store import RunStore
-
-    names = RunStore().delete_runs(args.runs, purge=args.purge)  # all checked first: a typo deletes nothing
+    names = _store().delete_runs(args.runs, purge=args.purge)  # all checked first: a typo deletes nothing
     for name in names:
-        _out(f"deleted {name} for good" if args.purge else
-             f"deleted {name} (moved to the trash; undo with 'transferlab runs restore {name}')")
+        _out(f"deleted {printable(name)} for good" if args.purge else
+             f"deleted {printable(name)} (moved to the trash; undo with 'transferlab runs restore {printable(name)}')")
     return EXIT_OK
 
 
 def _cmd_runs_restore(args: argparse.Namespace) -> int:
-    from transferlab.core.runs.store import RunStore
-
-    store = RunStore()
+    store = _store()
     paths = [store.locate(run, trashed=True) for run in args.runs]  # all checked first
     for path in dict.fromkeys(paths):
-        _out(f"restored {store.restore(path.name)}")
+        _out(f"restored {printable(store.restore(path.name))}")
     return EXIT_OK
 
 
 def _cmd_runs_trash(args: argparse.Namespace) -> int:
     import time
 
-    from transferlab.core.runs.store import RunStore
-
-    runs = RunStore().trashed()
+    runs = _store().trashed()
     if args.json:
         _out(json.dumps([{"run_id": r.run_id, "title": r.title(), "status": r.status, "deleted": r.deleted}
                          for r in runs]))
@@ -361,14 +449,12 @@ def _cmd_runs_trash(args: argparse.Namespace) -> int:
         _out("the trash is empty")
     for run in runs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.deleted))
-        _out(f"{run.run_id:44} deleted {when}  {run.title()}")
+        _out(f"{printable(run.run_id):44} deleted {when}  {printable(run.title())}")
     return EXIT_OK
 
 
 def _cmd_runs_empty_trash(args: argparse.Namespace) -> int:
-    from transferlab.core.runs.store import RunStore
-
-    count = RunStore().empty_trash()
+    count = _store().empty_trash()
     _out(f"deleted {count} run{'s' if count != 1 else ''} in the trash for good")
     return EXIT_OK
 
@@ -382,6 +468,7 @@ class ProgressPrinter:
         self.stream, self.width = stream, width
         self.tty = stream.isatty()
         self.last_phase = ""
+        self.open_line = False  # a terminal line that the next one overwrites
 
     def __call__(self, event: Any) -> None:
         from transferlab.core import events
@@ -394,6 +481,9 @@ class ProgressPrinter:
             model = event.model_summary
             self._line(f"run {event.run_id}: {model.name}, {model.trainable_params:,} trainable / "
                        f"{model.frozen_params:,} frozen parameters", final=True)
+            note = _data_note(event.data_summary)
+            if note:
+                self._line(note, final=True)
         elif isinstance(event, events.BatchProgress) and self.tty and event.batches:
             done = event.batch / event.batches
             bar = "#" * round(done * self.width)
@@ -409,11 +499,34 @@ class ProgressPrinter:
             self._line(f"{event.status}{': ' + event.reason if event.reason else ''}", final=True)
 
     def _line(self, text: str, final: bool = False) -> None:
+        text = printable(text)
         if self.tty:
             self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+            self.open_line = not final
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def clear(self) -> None:
+        """Erase an unfinished progress line (before an error message takes its place)."""
+        if self.open_line:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.open_line = False
+
+
+def _data_note(summary: dict[str, Any]) -> str:
+    """One line about what a folder run could not use, e.g. 'note: 2 unusable files skipped (first: ...)'."""
+    parts = []
+    for key, what in (("skipped", "unusable file"), ("unreadable", "unreadable folder")):
+        entries = summary.get(key) or []
+        if entries:
+            first = entries[0]
+            parts.append(f"{len(entries)} {what}{'s' if len(entries) > 1 else ''} skipped (first: "
+                         f"{first.get('path')}: {first.get('reason')})")
+    if summary.get("empty_classes"):
+        parts.append(f"empty classes left out: {', '.join(summary['empty_classes'])}")
+    return f"note: {'; '.join(parts)}" if parts else ""
 
 
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -421,7 +534,8 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_result(summary: dict[str, Any]) -> None:
-    _out(f"run {summary['run_id']} {summary['status']}" + (f": {summary['reason']}" if summary["reason"] else ""))
+    run = f"run {summary['run_id']}" if summary["run_id"] else "no run was made:"
+    _out(printable(f"{run} {summary['status']}" + (f": {summary['reason']}" if summary["reason"] else "")))
     for key, value in summary["metrics"].items():
         if key.endswith(("accuracy", "loss")):
             _out(f"  {key:15} {_fmt(value)}")
@@ -432,7 +546,7 @@ def _print_metrics(run_id: str, metrics: dict[str, Any]) -> None:
     _out(f"  accuracy {metrics['accuracy']:.4f}   loss {metrics['loss']:.4f}")
     _out("  class        precision  recall     f1  support")
     for row in metrics.get("per_class", []):
-        _out(f"  {row['class'][:12]:12} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "
+        _out(f"  {printable(row['class'])[:12]:12} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "
              f"{row['support']:8}")
 
 
@@ -442,7 +556,9 @@ def _print_comparison(comparison: dict[str, Any]) -> None:
         values = [comparison.get(mode, {}).get("metrics", {}).get(key) for mode in ("frozen", "finetune")]
         _out(f"{key:22}" + "".join(f"{_fmt(v):>14}" for v in values))
     for mode in ("frozen", "finetune"):
-        _out(f"{mode} run: {comparison.get(mode, {}).get('run_id', '-')}")
+        entry = comparison.get(mode, {})
+        reason = f" ({entry['reason']})" if entry.get("reason") and entry.get("status") != "finished" else ""
+        _out(printable(f"{mode} run: {entry.get('run_id') or '-'} {entry.get('status') or 'not started'}{reason}"))
 
 
 def _fmt(value: Any) -> str:
@@ -455,7 +571,7 @@ def _int(text: str, option: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise TransferlabError(f"{option}: expected an integer or 'all', got {text!r}") from None
+        raise TransferlabError(f"{option}: expected an integer or 'all', got {printable(text)!r}") from None
 
 
 def _out(text: str) -> None:
@@ -464,8 +580,11 @@ def _out(text: str) -> None:
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed or a broken pipe: there is no one left to tell
+        pass
 
 
 class _StopOnCtrlC:

@@ -11,6 +11,7 @@ from transferlab.core.errors import ConfigError
 MnistModel = Literal["fast", "cnn", "ann"]
 MNIST_MODELS: tuple[str, ...] = ("fast", "cnn", "ann")
 TransferMode = Literal["frozen", "finetune"]
+MAX_SEED = 2**32 - 1  # numpy's and Keras' seeds are unsigned 32-bit
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class FitOptions:
         if self.learning_rate is not None:
             _check(0 < self.learning_rate < 10, "learning_rate", "a number in (0, 10)", self.learning_rate)
         _check(0 <= self.validation_split < 1, "validation_split", "a fraction in [0, 1)", self.validation_split)
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED,
+               "seed", f"an integer in 0..{MAX_SEED}", self.seed)
         if self.stop_at_accuracy is not None:
             _check(0 < self.stop_at_accuracy <= 1, "stop_at_accuracy", "a fraction in (0, 1]",
                    self.stop_at_accuracy)
@@ -77,6 +80,7 @@ class FolderConfig:
     init_from_run: str | None = None  # fine-tune starting from that (frozen) run's head
     dropout: float = 0.2
     class_weights: Literal["auto", "on", "off"] = "auto"
+    skip_empty_classes: bool = False  # leave class folders without usable images out (else they are refused)
     fit: FitOptions = field(default_factory=lambda: FitOptions(epochs=10, batch_size=32, validation_split=0.2))
     name: str = ""
 
@@ -86,6 +90,10 @@ class FolderConfig:
         _check(self.unfreeze == "all" or (isinstance(self.unfreeze, int) and self.unfreeze >= 0),
                "unfreeze", "an integer >= 0 or 'all'", self.unfreeze)
         _check(0 <= self.test_split < 1, "test_split", "a fraction in [0, 1)", self.test_split)
+        if not self.val_dir and not self.split_from_run:  # the fractions split one folder
+            held_out = self.fit.validation_split + self.test_split
+            _check(held_out < 1, "validation_split + test_split", "less than 1 (some images must be left to "
+                   "train on)", round(held_out, 6))
         _check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)", self.dropout)
 
 

@@ -159,6 +159,10 @@ class ModelPanel(QWidget):
         folder_layout.addWidget(self.frozen_radio)
         folder_layout.addLayout(tune_row)
         folder_layout.addWidget(self.compare_button)
+        self.skip_empty_check = QCheckBox("Leave out empty class folders")
+        self.skip_empty_check.setToolTip("A class folder without a single usable image is refused (it would "
+                                         "become a class the model never saw); check this to train without it")
+        folder_layout.addWidget(self.skip_empty_check)
 
         # fitting
         fit_box = QGroupBox("Training")
@@ -318,7 +322,7 @@ class ModelPanel(QWidget):
         return FolderConfig(data_dir=folder, backbone=self.backbone_combo.currentText().strip(),
                             mode="finetune" if self.finetune_radio.isChecked() else "frozen",
                             unfreeze=unfreeze, augment=self.augment_check.isChecked(), fit=self.fit_options(),
-                            name=name)
+                            skip_empty_classes=self.skip_empty_check.isChecked(), name=name)
 
     # ---- summary ----
 

@@ -9,12 +9,14 @@ from transferlab.core.config import FolderConfig
 from transferlab.core.events import Reporter
 from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
-from transferlab.core.training.jobs import RunResult
-from transferlab.core.training.loop import run_training
+from transferlab.core.training.jobs import RunResult, StopRequested
+from transferlab.core.training.loop import preflight, run_training
+from transferlab.core.training.preflight import Checked
 
 
 def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | None = None,
-                            stop: StopFlag | None = None, store: RunStore | None = None) -> dict[str, Any]:
+                            stop: StopFlag | None = None, store: RunStore | None = None, *,
+                            checked: Checked | None = None) -> dict[str, Any]:
     """Train a frozen run, then a fine-tuned one on exactly the same split and seed, and compare them.
 
     The fine-tuned run reuses the frozen run's split (split_from_run) and starts from its trained head
@@ -30,17 +32,24 @@ def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | No
     """
     store = store or RunStore()
     stop = stop or StopFlag()
-    frozen = run_training(dataclasses.replace(folder_config, mode="frozen", init_from_run=None),
-                          reporter, stop, store=store)
-    result: dict[str, Any] = {"frozen": _run_entry(frozen), "finetune": {
-        "run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}, "per_class": [],
-        "differences": {}}
+    frozen_config = dataclasses.replace(folder_config, mode="frozen", init_from_run=None)
+    not_started: dict[str, Any] = {"run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}
+    result: dict[str, Any] = {"frozen": dict(not_started), "finetune": dict(not_started), "per_class": [],
+                              "differences": {}}
+    if checked is None:  # bad input (e.g. --unfreeze beyond the backbone) is refused before either run exists
+        try:
+            checked = preflight(frozen_config, store, reporter, stop)
+        except StopRequested as exc:
+            result["frozen"].update(status="stopped", reason=str(exc) or "stopped by user")
+            return result
+    frozen = run_training(frozen_config, reporter, stop, store=store, checked=checked)
+    result["frozen"] = _run_entry(frozen)
     if frozen.status != "finished" or not frozen.metrics:
         result["finetune"]["reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
         return result
     finetune_config = dataclasses.replace(folder_config, mode="finetune", split_from_run=frozen.run_id,
                                           init_from_run=frozen.run_id)
-    tuned = run_training(finetune_config, reporter, stop, store=store)
+    tuned = run_training(finetune_config, reporter, stop, store=store, checked=checked)
     result["finetune"] = _run_entry(tuned)
     if tuned.metrics:
         result["per_class"] = per_class_differences(frozen.metrics, tuned.metrics)

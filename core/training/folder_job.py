@@ -38,6 +38,7 @@ from transferlab.core.data.folders import (
     DataSplit,
     Item,
     class_weights,
+    classes_to_train,
     make_dataset,
     scan_folder,
     split_from_folders,
@@ -58,6 +59,7 @@ from transferlab.core.models.transfer import (
 )
 from transferlab.core.runs.lineage import copy_head_from_run, load_run_split
 from transferlab.core.training.jobs import JobContext, Prepared
+from transferlab.core.training.preflight import Checked
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +74,9 @@ AUGMENTATION_NOTE = ("augmentation is on: images change every epoch, so features
 class FolderJob:
     """A transfer-learning run on a folder of class subfolders (see the module docstring)."""
 
-    def __init__(self, config: FolderConfig) -> None:
+    def __init__(self, config: FolderConfig, checked: Checked | None = None) -> None:
         self.config = config
+        self.checked = checked or Checked()  # the scans core.preflight already made, if any
         self.split: DataSplit | None = None
         self._fitted: keras.Model | None = None
         self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
@@ -167,8 +170,8 @@ class FolderJob:
     def _split(self, ctx: JobContext) -> tuple[DataSplit, dict[str, Any]]:
         """The split to use, and the scan summary (per-class counts, skipped files) for the data summary."""
         config, fit = self.config, self.config.fit
-        progress = _PhaseReporter(ctx, "scanning folder")
-        scan = scan_folder(config.data_dir, progress=progress)
+        scan = self.checked.scan or classes_to_train(scan_folder(
+            config.data_dir, progress=_PhaseReporter(ctx, "scanning folder")), config.skip_empty_classes)
         summary = scan.summary()
         if config.split_from_run:
             split = load_run_split(ctx.store, config.split_from_run)
@@ -181,7 +184,9 @@ class FolderJob:
                                 f"got {len(missing)} missing or unusable (first: {sorted(missing)[0][0]})")
             source = f"reused from run {config.split_from_run}"
         elif config.val_dir:
-            val_scan = scan_folder(config.val_dir, progress=_PhaseReporter(ctx, "scanning validation folder"))
+            val_scan = self.checked.val_scan or classes_to_train(scan_folder(
+                config.val_dir, progress=_PhaseReporter(ctx, "scanning validation folder")),
+                config.skip_empty_classes)
             summary["validation_folder"] = val_scan.summary()
             split = split_from_folders(scan, val_scan, config.test_split, fit.seed)
             source = f"validation folder {config.val_dir}"

@@ -14,6 +14,7 @@ from transferlab.core.errors import ConfigError
 from transferlab.core.training.folder_job import FolderJob
 from transferlab.core.training.jobs import Job
 from transferlab.core.training.mnist_job import MnistJob
+from transferlab.core.training.preflight import Checked
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,11 @@ class RunKind:
 
     name: str
     config_type: type
-    job: Callable[[Any], Job]
+    job: Callable[[Any, Checked | None], Job]  # (config, what preflight already checked) -> the job
 
 
 KINDS: dict[str, RunKind] = {
-    "mnist": RunKind("mnist", MnistConfig, MnistJob),
+    "mnist": RunKind("mnist", MnistConfig, lambda config, checked: MnistJob(config)),
     "folder": RunKind("folder", FolderConfig, FolderJob),
 }
 
@@ -38,5 +39,5 @@ def kind_of(config: RunConfig) -> RunKind:
         raise ConfigError(f"expected a run kind in {sorted(KINDS)}, got {config.kind!r}") from None
 
 
-def make_job(config: RunConfig) -> Job:
-    return kind_of(config).job(config)
+def make_job(config: RunConfig, checked: Checked | None = None) -> Job:
+    return kind_of(config).job(config, checked)

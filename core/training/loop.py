@@ -4,7 +4,11 @@
 
 `config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events
 (transferlab.core.events), `stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a
-RunStore. Failures never escape as exceptions: they end the run with status "failed" and a one-line reason.
+RunStore.
+
+Bad input is refused before a run exists: `transferlab.core.training.preflight.check_run` raises a one-line
+ConfigError, DataError, ModelError or RunStoreError and nothing is added to the store. Once the run exists,
+failures never escape as exceptions: they end the run with status "failed" and a one-line reason.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from transferlab.core.stopping import StopFlag
 from transferlab.core.training.distribute import default_strategy, is_chief
 from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
 from transferlab.core.training.kinds import make_job
+from transferlab.core.training.preflight import Checked, check_run
 
 logger = logging.getLogger(__name__)
 
@@ -47,21 +52,44 @@ logger = logging.getLogger(__name__)
 BATCH_EVENT_INTERVAL = 0.05  # seconds: at most 20 batch events a second
 
 
+def preflight(config: RunConfig, store: RunStore, reporter: Reporter | None = None,
+              stop: StopFlag | None = None) -> Checked:
+    """core.preflight.check_run with its scan progress sent to `reporter` as PhaseProgress events; raises
+    StopRequested when `stop` is set while scanning."""
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if stop is not None and stop.requested:
+            raise StopRequested(stop.reason)
+        if reporter is not None:
+            reporter(PhaseProgress(phase, done, total))
+
+    return check_run(config, store, progress)
+
+
 def run_training(config: RunConfig, reporter: Reporter | None = None, stop: StopFlag | None = None, *,
                  store: RunStore | None = None, strategy: tf.distribute.Strategy | None = None,
-                 job: Job | None = None) -> RunResult:
-    """Train, evaluate and store one run. Returns how it ended; never raises for a failed run."""
+                 job: Job | None = None, checked: Checked | None = None) -> RunResult:
+    """Check, train, evaluate and store one run. Returns how it ended; never raises for a failed run. Bad input
+    raises before the run exists (see the module docstring); `checked` skips checks the caller already made."""
     reporter = reporter or null_reporter
     stop = stop or StopFlag()
+    store = store or RunStore()
+    if checked is None:
+        try:
+            checked = preflight(config, store, reporter, stop)
+        except StopRequested as exc:  # stopped while scanning: no run was made
+            reason = str(exc) or "stopped by user"
+            reporter(RunFinished("", "stopped", reason, {}))
+            return RunResult("", store.root, "stopped", reason, {}, [])
     strategy = strategy or default_strategy()
     if not is_chief(strategy):  # every worker trains; only the chief stores the run
         with _worker_store() as scratch:
-            return _run(config, reporter, stop, scratch, strategy, job)
-    return _run(config, reporter, stop, store or RunStore(), strategy, job)
+            return _run(config, reporter, stop, scratch, strategy, job, checked)
+    return _run(config, reporter, stop, store, strategy, job, checked)
 
 
 def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore, strategy: tf.distribute.Strategy,
-         job: Job | None) -> RunResult:
+         job: Job | None, checked: Checked) -> RunResult:
     run = store.create(config)
     ctx = JobContext(run.run_id, store, reporter, stop)
     recorder = _HistoryRecorder(store, run.run_id)
@@ -70,7 +98,7 @@ def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore,
     metrics: dict[str, Any] = {}
     try:
         keras.utils.set_random_seed(config.fit.seed)
-        job = job or make_job(config)
+        job = job or make_job(config, checked)
         with strategy.scope():
             prepared = job.prepare(ctx)
             _compile(prepared, config)

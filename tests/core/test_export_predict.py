@@ -133,10 +133,11 @@ def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore
     expected = Classifier(folder_run.run_id, store=store).probabilities(pixels)
     assert np.allclose(serve(images=tf.constant(pixels))["probabilities"].numpy(), expected, atol=1e-5)
 
-    # Exporting again replaces the file and its record; a custom target works too.
-    export_run(folder_run.run_id, "keras", store=store)
-    assert [r["format"] for r in store.read_json(folder_run.run_id, "exports.json")] == ["savedmodel", "tflite",
-                                                                                       "keras"]
+    # Exporting again never replaces the first export: a new name beside it, with its own record.
+    again = export_run(folder_run.run_id, "keras", store=store)
+    assert again == run_dir / "exports" / "model-2.keras" and paths["keras"].is_file()
+    assert [r["format"] for r in store.read_json(folder_run.run_id, "exports.json")] == ["keras", "savedmodel",
+                                                                                       "tflite", "keras"]
     with pytest.raises(ConfigError, match=r"expected one of keras, savedmodel, tflite, tflite-fp16, tflite-int8, got"):
         export_run(folder_run.run_id, "onnx", store=store)
 

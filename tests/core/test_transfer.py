@@ -18,6 +18,7 @@ import tensorflow as tf
 from tests.core.imagefactory import add_broken_files, make_class_folder, write_huge_png, write_tiny_image
 from transferlab.core.config import FINETUNE_LEARNING_RATE, FitOptions, FolderConfig
 from transferlab.core.data.folders import make_dataset
+from transferlab.core.errors import ConfigError, DataError, ModelError
 from transferlab.core.events import EventLog, PhaseProgress, RunStarted
 from transferlab.core.models.hub_layer import HubFeatureLayer, write_tiny_hub_model
 from transferlab.core.models.transfer import find_head
@@ -170,10 +171,12 @@ def test_init_from_run_needs_the_same_classes(folder: Path, hub_model: Path, sto
                                               tmp_path: Path) -> None:
     frozen = run_training(_config(folder, hub_model, fit=dataclasses.replace(FAST, epochs=1)), store=store)
     other = make_class_folder(tmp_path / "two", classes={"circle": 6, "star": 6}, size=(32, 32))
-    result = run_training(_config(other, hub_model, mode="finetune", init_from_run=frozen.run_id), store=store)
-    assert result.status == "failed"
-    assert result.reason.startswith("init_from_run: expected a run with the classes circle, star, got run")
-    assert "\n" not in result.reason
+    runs_before = {run.run_id for run in store.list()}
+    with pytest.raises(ConfigError) as info:  # refused before a run exists
+        run_training(_config(other, hub_model, mode="finetune", init_from_run=frozen.run_id), store=store)
+    assert str(info.value).startswith("init_from_run: expected a run with the classes circle, star, got run")
+    assert "\n" not in str(info.value)
+    assert {run.run_id for run in store.list()} == runs_before
 
 
 def test_validation_folder_and_a_stop_during_extraction(folder: Path, hub_model: Path, store: RunStore,
@@ -213,27 +216,35 @@ def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store:
     assert all(item["id"].startswith(("chat noir/", "écureuil 🐿/")) for item in result.metrics["misclassified"])
 
 
-@pytest.mark.parametrize("case", ["missing handle", "not a SavedModel", "wrong output", "one class"])
-def test_bad_input_fails_the_run_with_one_line(case: str, folder: Path, hub_model: Path, store: RunStore,
-                                               tmp_path: Path) -> None:
-    data, backbone, expected = folder, str(hub_model), ""
+@pytest.mark.parametrize("case", ["missing handle", "not a SavedModel", "one class"])
+def test_bad_input_is_refused_before_a_run_exists(case: str, folder: Path, store: RunStore, tmp_path: Path) -> None:
+    data, backbone, expected, error = folder, "efficientnet-lite0", "", ModelError
     if case == "missing handle":
         backbone, expected = str(tmp_path / "no such model"), "which does not exist"
     elif case == "not a SavedModel":
         (tmp_path / "photos").mkdir()
         backbone, expected = str(tmp_path / "photos"), "expected a TF2 SavedModel folder"
-    elif case == "wrong output":
-        root = tf.train.Checkpoint()
-        root.v = tf.Variable(1.0)
-        root.variables = [root.v]
-        root.__call__ = tf.function(lambda images, training=False: images * root.v)
-        root.__call__.get_concrete_function(tf.TensorSpec([None, 16, 16, 3], tf.float32), False)
-        tf.saved_model.save(root, str(tmp_path / "maps"))
-        backbone, expected = str(tmp_path / "maps"), "expected a feature-vector model returning float [batch, features]"
     else:
         data = make_class_folder(tmp_path / "lonely", classes={"only": 5}, size=(32, 32))
-        expected = "expected at least 2 class"
-    result = run_training(FolderConfig(data_dir=str(data), backbone=backbone, fit=FAST), store=store)
+        expected, error = "expected at least 2 class", DataError
+    runs_before = {run.run_id for run in store.list()}
+    with pytest.raises(error) as info:
+        run_training(FolderConfig(data_dir=str(data), backbone=backbone, fit=FAST), store=store)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert {run.run_id for run in store.list()} == runs_before
+
+
+def test_a_backbone_that_is_not_a_feature_vector_fails_the_run_with_one_line(folder: Path, store: RunStore,
+                                                                           tmp_path: Path) -> None:
+    """What only loading the model can show ends the run as failed, with one line."""
+    root = tf.train.Checkpoint()
+    root.v = tf.Variable(1.0)
+    root.variables = [root.v]
+    root.__call__ = tf.function(lambda images, training=False: images * root.v)
+    root.__call__.get_concrete_function(tf.TensorSpec([None, 16, 16, 3], tf.float32), False)
+    tf.saved_model.save(root, str(tmp_path / "maps"))
+    result = run_training(FolderConfig(data_dir=str(folder), backbone=str(tmp_path / "maps"), fit=FAST), store=store)
+    expected = "expected a feature-vector model returning float [batch, features]"
     assert result.status == "failed" and expected in result.reason and "\n" not in result.reason
     assert store.get(result.run_id).status == "failed"
 
