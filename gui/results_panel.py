@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.analysis.samples import EvaluationSamples
+from transferlab.core.training.kinds import evaluation_samples
 from transferlab.gui.plots import ConfusionPlot
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
 from transferlab.gui.worker import Task
@@ -31,37 +33,30 @@ logger = logging.getLogger(__name__)
 
 MAX_SHOWN = 120
 ICON = 72
-_PARTS = {"validation": "val", "test": "test", "train": "train"}
 
 
 def load_results(store: Any, run_id: str) -> dict[str, Any]:
-    """Worker: the run, its metrics, the evaluation samples (ids and labels) and how to show them."""
+    """Worker: the run, its metrics, its evaluation samples (transferlab.core.training.kinds.evaluation_samples)
+    and the thumbnails of its most confident mistakes."""
     info = store.get(run_id)
     metrics = info.metrics or {}
-    result: dict[str, Any] = {"info": info, "metrics": metrics, "ids": [], "labels": [], "images": None,
-                              "root": ""}
+    result: dict[str, Any] = {"info": info, "metrics": metrics, "samples": None}
     if not metrics:
         return result
-    if info.kind == "mnist":
-        from transferlab.core.data.mnist import load_mnist
-
-        mnist = load_mnist()
-        count = int(metrics.get("samples", len(mnist.test_labels)))
-        result.update(ids=list(range(count)), labels=[int(v) for v in mnist.test_labels[:count]],
-                      images=mnist.test_images)
-    else:
-        split = store.read_json(run_id, "split.json", default={}) or {}
-        items = split.get(_PARTS.get(metrics.get("eval_set", ""), "val"), [])
-        result.update(ids=[str(p) for p, _ in items], labels=[int(i) for _, i in items],
-                      root=split.get("root") or info.config.get("data_dir", ""))
-    result["thumbs"] = {m["id"]: _image(result, m["id"]) for m in metrics.get("misclassified", [])[:MAX_SHOWN]}
+    samples = evaluation_samples(store, run_id)
+    result.update(samples=samples, ids=list(samples.ids), labels=list(samples.labels))
+    result["thumbs"] = {m["id"]: _image(samples, m["id"]) for m in metrics.get("misclassified", [])[:MAX_SHOWN]}
     return result
 
 
-def _image(result: dict[str, Any], sample_id: Any) -> QImage:
-    if result["images"] is not None:
-        return gray_qimage(result["images"][int(sample_id)])
-    return thumbnail(Path(result["root"]) / str(sample_id), ICON)
+def _image(samples: EvaluationSamples | None, sample_id: Any) -> QImage:
+    if samples is None:
+        return QImage()
+    array = samples.array(sample_id)
+    if array is not None:
+        return gray_qimage(array)
+    path = samples.path(sample_id)
+    return thumbnail(path, ICON) if path is not None else QImage()
 
 
 class ResultsPanel(QWidget):
@@ -166,7 +161,7 @@ class ResultsPanel(QWidget):
     def _add_item(self, widget: QListWidget, sample_id: Any, caption: str) -> None:
         image = self.data.get("thumbs", {}).get(sample_id)
         if image is None:
-            image = _image(self.data, sample_id)
+            image = _image(self.data.get("samples"), sample_id)
         item = QListWidgetItem(caption)
         if not image.isNull():
             item.setIcon(QIcon(QPixmap.fromImage(image.scaled(ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio))))

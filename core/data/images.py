@@ -2,8 +2,7 @@
 
 Public API (all sizes are (height, width), like Keras' ``image_size``; PIL's own ``Image.size`` is (w, h)):
 
-- ``IMAGE_EXTENSIONS`` — the file name suffixes treated as images (compare lower-cased).
-- ``is_image_name(name)`` — whether a file name has one of those suffixes.
+- ``IMAGE_EXTENSIONS`` / ``is_image_name(name)`` — the one list of image suffixes (transferlab.core.catalog).
 - ``read_image_bytes(path)`` — the file's bytes; ImageError for a missing file, a folder, an empty file.
 - ``decode_image(data, *, name, min_size, max_pixels, draft_size)`` — a fully loaded, EXIF-oriented image.
 - ``open_image(path, *, min_size, max_pixels, draft_size)`` — both of the above.
@@ -32,11 +31,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from transferlab.core.catalog import IMAGE_SUFFIXES
+from transferlab.core.catalog import is_image_name as is_image_name  # re-exported
 from transferlab.core.errors import ImageError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(IMAGE_SUFFIXES)
 DEFAULT_MIN_SIDE = 8  # pixels; smaller images carry no usable content (a 1×1 "image" is refused)
 DEFAULT_MAX_PIXELS = 64_000_000  # width × height; refused before decoding (decompression bombs)
 
@@ -47,11 +48,6 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 _EXIF_ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = (5, 6, 7, 8)  # orientations that swap width and height
 _RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking; with reducing_gap for big reductions
-
-
-def is_image_name(name: str | os.PathLike[str]) -> bool:
-    """True when the file name ends with one of IMAGE_EXTENSIONS (case-insensitive)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def read_image_bytes(path: str | os.PathLike[str]) -> bytes:

@@ -23,19 +23,24 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from transferlab.core.atomic import atomic_target
-from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError
+from transferlab.core.catalog import EXPORT_FILE_NAMES, EXPORT_FORMATS, ExportFormat
+from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError, first_line
+from transferlab.core.kinds import kind_named
+from transferlab.core.records import ModelInfo
 from transferlab.core.runs.store import RunStore
+from transferlab.core.training.kinds import parts_named
 
 logger = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("keras", "savedmodel", "tflite")
-DEFAULT_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
+FORMATS: tuple[str, ...] = EXPORT_FORMATS
+DEFAULT_NAMES: dict[ExportFormat, str] = EXPORT_FILE_NAMES
 VERIFY_LIMIT = 1000
 SERVING_KEY = "serving_default"
 OUTPUT_KEY = "probabilities"
@@ -45,12 +50,12 @@ INPUT_KEY = "images"
 def export_run(run_id: str, fmt: str, store: RunStore | None = None,
                out: str | os.PathLike[str] | None = None) -> Path:
     """Write the run's model in `fmt` (keras | savedmodel | tflite), verify it, record it; return its path."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"export format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"export format: expected one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     store = store or RunStore()
     run_id = store.resolve(run_id)
-    info = store.read_json(run_id, "model_info.json", default={}) or {}
-    input_shape = serving_input_shape(info, run_id)
+    info = store.model_info(run_id)
+    input_shape = serving_input_shape(info)
     model = store.load_model(run_id)
     target = _target(store, run_id, fmt, out)
     started = time.perf_counter()
@@ -74,7 +79,7 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
               "agreement": float(np.mean(reference.argmax(1) == exported.argmax(1))),
               "max_abs_diff": float(np.max(np.abs(reference - exported))),
               "input": {"name": INPUT_KEY, "dtype": "uint8", "shape": [None, *input_shape]},
-              "output": {"name": OUTPUT_KEY, "classes": list(info.get("class_names", []))},
+              "output": {"name": OUTPUT_KEY, "classes": list(info.class_names)},
               "bytes": _size(target), "seconds": round(seconds, 2), "created": time.time()}
     records = [r for r in (store.read_json(run_id, "exports.json", default=[]) or [])
                if not (r.get("format") == fmt and r.get("path") == str(target))]
@@ -84,15 +89,9 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
     return target
 
 
-def serving_input_shape(info: dict[str, Any], run_id: str = "") -> tuple[int, ...]:
-    """The per-image uint8 input shape: (28, 28) for digits, (h, w, 3) for RGB."""
-    kind = info.get("input")
-    if kind == "digits28":
-        return (28, 28)
-    if kind == "rgb":
-        h, w = (int(s) for s in info["image_size"])
-        return (h, w, 3)
-    raise ModelError(f"expected model_info.json with input digits28 or rgb in run {run_id}, got {kind or 'none'}")
+def serving_input_shape(info: ModelInfo) -> tuple[int, ...]:
+    """The per-image uint8 input shape: (28, 28) for MNIST runs, (h, w, 3) for folder runs."""
+    return kind_named(info.kind).input_shape(info)
 
 
 # ---- writers ----
@@ -120,7 +119,7 @@ def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.Pa
         tf.saved_model.save(module, str(path), signatures={SERVING_KEY: module.serve})
     except (ValueError, TypeError, AssertionError) as exc:
         raise ModelError(f"expected a model that TensorFlow can save as a SavedModel, got "
-                         f"{type(exc).__name__}: {_one_line(exc)}") from exc
+                         f"{type(exc).__name__}: {first_line(exc, limit=300)}") from exc
 
 
 def tflite_bytes(model: Any, input_shape: tuple[int, ...]) -> bytes:
@@ -148,7 +147,7 @@ def tflite_bytes(model: Any, input_shape: tuple[int, ...]) -> bytes:
             return bytes(converter.convert())
         except Exception as exc:  # the converter raises ConverterError and assorted others
             raise ModelError(f"expected a model the TFLite converter accepts, got {type(exc).__name__}: "
-                             f"{_one_line(exc)}") from exc
+                             f"{first_line(exc, limit=300)}") from exc
 
 
 # ---- readers (verification) ----
@@ -175,45 +174,35 @@ def run_export(fmt: str, path: str | os.PathLike[str], images: np.ndarray, batch
                            for i in range(0, len(images), batch)])
 
 
-def verification_images(store: RunStore, run_id: str, info: dict[str, Any]) -> np.ndarray:
-    """uint8 images to compare exports on: MNIST's first 1,000 test digits, or the run's evaluation split."""
-    if info.get("input") == "digits28":
-        from transferlab.core.data.mnist import load_mnist
-
-        return np.asarray(load_mnist().test_images[:VERIFY_LIMIT], dtype=np.uint8)
-    from transferlab.core.data.folders import DataSplit
-    from transferlab.core.data.images import load_rgb
-
-    data = store.read_json(run_id, "split.json")
-    if data is None:
-        raise DataError(f"expected split.json in run {run_id} to verify the export, got none")
-    split = DataSplit.from_dict(data)
-    items = split.test or split.val or split.train
-    size = tuple(int(s) for s in info["image_size"])
+def verification_images(store: RunStore, run_id: str, info: ModelInfo) -> np.ndarray:
+    """uint8 images to compare exports on: the first VERIFY_LIMIT samples of the evaluation set the run's kind
+    uses (MNIST: the test digits; folders: the test split, else validation, else training)."""
+    samples = parts_named(info.kind).evaluation_samples(store, run_id, None)
     images = []
-    for relative, _ in items[:VERIFY_LIMIT]:
+    for sample_id in samples.ids[:VERIFY_LIMIT]:
         try:
-            images.append(load_rgb(Path(split.root) / relative, size, min_size=1))
+            images.append(samples.load(sample_id, info.image_size))
         except TransferlabError as exc:
-            logger.warning("verification skips %s: %s", relative, exc)
+            logger.warning("verification skips %s: %s", sample_id, exc)
     if not images:
-        raise DataError(f"expected images of run {run_id}'s split under {split.root} to verify the export, got none")
+        raise DataError(f"expected evaluation images of run {run_id} (its split.json, under "
+                        f"{samples.root or 'its data folder'}) to verify the export, got none")
     return np.stack(images)
 
 
 # ---- files ----
 
-def _target(store: RunStore, run_id: str, fmt: str, out: str | os.PathLike[str] | None) -> Path:
+def _target(store: RunStore, run_id: str, fmt: ExportFormat, out: str | os.PathLike[str] | None) -> Path:
     if out is None:
-        return store.get(run_id).path / "exports" / DEFAULT_NAMES[fmt]
+        return store.get(run_id).path / "exports" / EXPORT_FILE_NAMES[fmt]
     target = Path(out).expanduser()
     if fmt != "savedmodel" and target.is_dir():
-        return target / DEFAULT_NAMES[fmt]
+        return target / EXPORT_FILE_NAMES[fmt]
     return target
 
 
 @contextlib.contextmanager
-def _atomic_dir(target: Path):  # type: ignore[no-untyped-def]
+def _atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temp folder beside `target`; on success it replaces `target` (the old one is removed)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -235,7 +224,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

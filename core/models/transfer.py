@@ -8,7 +8,6 @@ per backbone part ("extractor", or "bottom" and "top"), then the nested Sequenti
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import keras
 import numpy as np
@@ -17,7 +16,7 @@ import tensorflow as tf
 from transferlab.core.config import FolderConfig
 from transferlab.core.data.folders import Item, make_dataset
 from transferlab.core.errors import ModelError
-from transferlab.core.models.backbones import resolve_backbone
+from transferlab.core.models.backbones import Backbone, resolve_backbone
 
 EXTRACT_BATCH = 32  # images per forward pass when caching features / activations
 
@@ -25,8 +24,10 @@ EXTRACT_BATCH = 32  # images per forward pass when caching features / activation
 HEAD_NAME = "head"
 
 
-def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
+def backbone_parts(backbone: Backbone, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
     """(frozen bottom, trainable top) of the backbone for the config's mode; either may be None."""
+    bottom: keras.Model | None
+    top: keras.Model | None
     if config.mode == "frozen":
         bottom, top = backbone.build_extractor(), None
     else:
@@ -36,11 +37,10 @@ def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | N
     return bottom, top
 
 
-def preview_model(config: FolderConfig, n_classes: int) -> keras.Model:
+def preview_model(config: FolderConfig, n_classes: int, backbone: Backbone | None = None) -> keras.Model:
     """The whole model a folder run trains (backbone parts + head, trainability as in the run), built without
-    data: what the model summary shows before training."""
-
-    backbone = resolve_backbone(config.backbone)
+    data: what the model summary shows before training. `backbone`: config.backbone, already resolved."""
+    backbone = backbone or resolve_backbone(config.backbone)
     parts = [part for part in backbone_parts(backbone, config) if part is not None]
     head = build_head(backbone.info.feature_dim, n_classes, config.dropout)
     return compose(backbone.info.input_size, parts, head)

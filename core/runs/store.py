@@ -13,6 +13,7 @@ A run whose status says "running" but whose process is gone is listed as "interr
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ from typing import Any
 from transferlab.core.atomic import atomic_target, write_json_atomic
 from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
 from transferlab.core.errors import ConfigError, RunStoreError, first_line
+from transferlab.core.kinds import kind_of, stored_title
+from transferlab.core.records import HistoryRow, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +66,8 @@ class RunInfo:
         return (self.path / "model.keras").is_file()
 
     def title(self) -> str:
-        """A short human label, e.g. 'mnist fast' or 'folder frozen (flowers)'."""
-        if self.kind == "mnist":
-            label = f"mnist {self.config.get('model', '?')}"
-        else:
-            label = f"{Path(self.config.get('data_dir', '?')).name} {self.config.get('mode', '?')}"
+        """A short human label, e.g. 'mnist fast' or 'flowers frozen' (after the run's name, when it has one)."""
+        label = stored_title(self.kind, self.config)
         return f"{self.name} — {label}" if self.name else label
 
 
@@ -81,7 +81,7 @@ class RunStore:
 
     def create(self, config: RunConfig) -> RunInfo:
         self.root.mkdir(parents=True, exist_ok=True)
-        tag = config.model if config.kind == "mnist" else config.mode
+        tag = kind_of(config).tag(config)
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.kind}-{tag}-{secrets.token_hex(2)}"
         path = self.root / run_id
         path.mkdir()
@@ -103,11 +103,22 @@ class RunStore:
         current.update(status=status, reason=reason, updated=time.time())
         write_json_atomic(path / "status.json", current)
 
-    def write_history(self, run_id: str, history: list[dict[str, Any]]) -> None:
+    def write_history(self, run_id: str, history: builtins.list[HistoryRow]) -> None:
         write_json_atomic(self._path(run_id) / "history.json", history)
 
     def write_json(self, run_id: str, filename: str, obj: Any) -> None:
         write_json_atomic(self._path(run_id) / filename, obj)
+
+    def write_model_info(self, run_id: str, info: ModelInfo) -> None:
+        self.write_json(run_id, "model_info.json", info.to_json())
+
+    def model_info(self, run_id: str) -> ModelInfo:
+        """How to feed the run's model (model_info.json, also as older versions wrote it)."""
+        data = self.read_json(run_id, "model_info.json")
+        if not isinstance(data, dict):
+            raise RunStoreError(f"expected model_info.json in run {run_id}, got "
+                                f"{'none' if data is None else type(data).__name__}")
+        return ModelInfo.from_json(data, where=f"model_info.json of run {run_id}")
 
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
         target = self._path(run_id) / filename
@@ -117,7 +128,7 @@ class RunStore:
 
     # ---- reading ----
 
-    def list(self) -> list[RunInfo]:
+    def list(self) -> builtins.list[RunInfo]:
         """All readable runs, newest first. Folders that vanish or are unreadable while listing are skipped."""
         if not self.root.is_dir():
             return []
@@ -152,8 +163,9 @@ class RunStore:
                                 f"(no such run in {self.root})")
         raise RunStoreError(f"expected a unique run id, got {run_id!r}, which matches {len(matches)} runs")
 
-    def history(self, run_id: str) -> list[dict[str, Any]]:
-        return _read_json(self._path(run_id) / "history.json", default=[])
+    def history(self, run_id: str) -> builtins.list[HistoryRow]:
+        history: builtins.list[HistoryRow] = _read_json(self._path(run_id) / "history.json", default=[])
+        return history
 
     def read_json(self, run_id: str, filename: str, default: Any = None) -> Any:
         return _read_json(self._path(run_id) / filename, default=default)
@@ -173,10 +185,12 @@ class RunStore:
         import keras
 
         import transferlab.core.models.custom_objects  # noqa: F401  registers the custom layers stored models may contain
+        from transferlab.core.models.building import building_models
 
         path = self.model_path(run_id)
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            with building_models():
+                return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
@@ -188,7 +202,7 @@ class RunStore:
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def compare(self, run_ids: list[str]) -> dict[str, Any]:
+    def compare(self, run_ids: builtins.list[str]) -> dict[str, Any]:
         """Config differences and metrics side by side for two or more runs."""
         if len(run_ids) < 2:
             raise ConfigError(f"expected two or more runs to compare, got {len(run_ids)}")
