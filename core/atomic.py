@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from transferlab.core.errors import RunStoreError
 
@@ -32,7 +32,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def _write_all(handle: Any, data: bytes) -> None:
+def _write_all(handle: BinaryIO, data: bytes) -> None:
     # A seam for tests: simulating a full disk means making this raise OSError(ENOSPC).
     handle.write(data)
 
@@ -60,7 +60,7 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
     # numpy scalars and arrays, Paths, tuples in dataclasses
     if hasattr(value, "tolist"):
         return value.tolist()

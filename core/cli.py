@@ -17,7 +17,10 @@ from transferlab.core.catalog import DEFAULT_BACKBONE, EXPORT_FORMATS, MNIST_MOD
 from transferlab.core.errors import TransferlabError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from transferlab.core.config import FolderConfig, RunConfig
+    from transferlab.core.events import Event
     from transferlab.core.records import Comparison, EvaluationReport
     from transferlab.core.stopping import StopFlag
 
@@ -219,7 +222,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     classifier = Classifier(args.run, RunStore())
     predictions = classifier.classify(args.images, top_k=args.top_k)
-    rows = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
+    rows: list[dict[str, Any]] = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
              "top": [{"label": label, "probability": prob} for label, prob in p.top],
              **({"error": p.error} if p.error else {})} for p in predictions]
     if args.json:
@@ -311,7 +314,7 @@ class ProgressPrinter:
         self.tty = stream.isatty()
         self.last_phase = ""
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         from transferlab.core import events
 
         if isinstance(event, events.PhaseProgress):
@@ -374,7 +377,7 @@ def _print_comparison(comparison: Comparison) -> None:
         _out(f"{mode} run: {entry.run_id or '-'}")
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "-" if value is None else str(value)
@@ -409,7 +412,7 @@ class _StopOnCtrlC:
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self.flag
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.flag.requested:
             raise KeyboardInterrupt
         _err("\nstopping after this batch (Ctrl-C again to abort)")

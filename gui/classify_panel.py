@@ -188,8 +188,9 @@ class ClassifyPanel(QWidget):
         self.predictions = list(predictions)
         while self.results_layout.count() > 1:
             item = self.results_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         for prediction, thumb in zip(predictions, thumbs, strict=True):
             self.results_layout.insertWidget(self.results_layout.count() - 1, self._row(prediction, thumb))
         ok = sum(1 for p in predictions if not p.error)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from transferlab.core.kinds import FOLDER, MNIST, kind_named
 from transferlab.gui.plots import BarChart, SampleGrid
 from transferlab.gui.settings import AppSettings
-from transferlab.gui.widgets import GridImage, gray_qimage, html_text, mosaic, scaled_pixmap
+from transferlab.gui.widgets import GridImage, gray_qimage, html_text, line_edit, mosaic, scaled_pixmap
 from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class DataPanel(QWidget):
         self.folder_combo = QComboBox()
         self.folder_combo.setEditable(True)
         self.folder_combo.setMinimumWidth(320)
-        self.folder_combo.lineEdit().setPlaceholderText("a folder with one subfolder per class — or drop it here")
+        line_edit(self.folder_combo).setPlaceholderText("a folder with one subfolder per class — or drop it here")
         self.browse_button = QPushButton("Choose folder…")
         self.scan_button = QPushButton("Scan")
         self.mnist_radio.clicked.connect(self._on_mnist_clicked)  # clicked: only the user's clicks, never setChecked
@@ -228,7 +228,7 @@ class DataPanel(QWidget):
     def start(self) -> None:
         """Load what the settings say was used last (MNIST on the first start)."""
         recent = self.settings.recent_folders()
-        if self.settings.data_source() == "folder" and recent and Path(recent[0]).is_dir():
+        if self.settings.data_source() == FOLDER.name and recent and Path(recent[0]).is_dir():
             self.use_folder(recent[0])
         else:
             self.use_mnist()
@@ -241,7 +241,7 @@ class DataPanel(QWidget):
     def use_mnist(self) -> None:
         self.kind, self.folder = MNIST.name, ""
         self._set_radio(self.mnist_radio)
-        self.settings.set_data_source("mnist")
+        self.settings.set_data_source(MNIST.name)
         self.views.setTabEnabled(1, True)
         self.views.setTabEnabled(2, True)
         self.sourceChanged.emit(MNIST.name, "")
@@ -258,7 +258,7 @@ class DataPanel(QWidget):
         self.scan_summary, self.scan_error = None, ""
         self._set_radio(self.folder_radio)
         self.folder_combo.setEditText(folder)
-        self.settings.set_data_source("folder")
+        self.settings.set_data_source(FOLDER.name)
         self._remember(folder)
         self.views.setTabEnabled(1, False)
         self.views.setTabEnabled(2, False)

@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("")
         self.train_button.clicked.connect(self.start_training)
         self.stop_button.clicked.connect(self.stop_training)
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start_training)
+        QShortcut(QKeySequence("Ctrl+Return"), self).activated.connect(self.start_training)
         bar = QHBoxLayout()
         bar.addWidget(self.train_button)
         bar.addWidget(self.stop_button)

@@ -45,7 +45,7 @@ from transferlab.core.config import (
 from transferlab.core.errors import TransferlabError
 from transferlab.core.kinds import MNIST, kind_named
 from transferlab.core.training.kinds import ModelPreview, model_preview
-from transferlab.gui.widgets import html_text
+from transferlab.gui.widgets import html_text, line_edit
 from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ModelPanel(QWidget):
         self.backbone_combo = QComboBox()
         self.backbone_combo.setEditable(True)
         self.backbone_combo.addItems(BUNDLED_BACKBONES)
-        self.backbone_combo.lineEdit().setPlaceholderText("efficientnet-lite0, a TF Hub URL or a SavedModel folder")
+        line_edit(self.backbone_combo).setPlaceholderText("efficientnet-lite0, a TF Hub URL or a SavedModel folder")
         self.backbone_combo.currentTextChanged.connect(self._schedule_summary)
         self.backbone_browse = QPushButton("SavedModel folder…")
         self.backbone_browse.clicked.connect(self._on_backbone_browse)

@@ -22,6 +22,6 @@ def evaluate_stored_run(store: RunStore, run_id: str) -> EvaluationReport:
     again = parts_named(info.kind).evaluate_again
     if again is not None:
         return again(store, run_id)
-    if not info.metrics:
+    if info.report is None:
         raise RunStoreError(f"expected stored metrics in run {run_id}, got none (status {info.status})")
-    return EvaluationReport.from_json(info.metrics)
+    return info.report

@@ -341,7 +341,8 @@ def _write_cache(path: Path, weights: dict[str, list[np.ndarray]]) -> None:
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                np.savez(out, __format__=np.array(_CACHE_FORMAT), **arrays)
+                named: dict[str, Any] = {"__format__": np.array(_CACHE_FORMAT), **arrays}
+                np.savez(out, **named)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -83,7 +83,9 @@ def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     """`model` in inference mode as one traced function: traced once for any batch size (tracing a backbone
     costs seconds on a CPU, so the smaller last batch must not trigger a second trace)."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    forward: Callable[[tf.Tensor], tf.Tensor] = tf.function(lambda x: model(x, training=False),
+                                                            input_signature=[spec])
+    return forward
 
 
 def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],

@@ -28,7 +28,7 @@ from transferlab.core.atomic import atomic_target, write_json_atomic
 from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
 from transferlab.core.errors import ConfigError, RunStoreError, first_line
 from transferlab.core.kinds import kind_of, stored_title
-from transferlab.core.records import HistoryRow, ModelInfo
+from transferlab.core.records import EvaluationReport, HistoryRow, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ class RunInfo:
     config: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
     epochs_done: int = 0
+
+    @property
+    def report(self) -> EvaluationReport | None:
+        """The stored evaluation (metrics.json), typed; None when the run has none."""
+        return EvaluationReport.from_json(self.metrics) if self.metrics else None
 
     @property
     def has_model(self) -> bool:
@@ -249,7 +254,7 @@ def _read_json(path: Path, default: Any = ...) -> Any:
         raise RunStoreError(f"expected valid JSON in {path}, got {type(exc).__name__}: {exc}") from exc
 
 
-def _process_alive(pid: Any) -> bool:
+def _process_alive(pid: object) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
     if pid == os.getpid():

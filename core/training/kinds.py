@@ -158,5 +158,4 @@ def model_preview(config: RunConfig, n_classes: int) -> ModelPreview:
 def evaluation_samples(store: RunStore, run_id: str) -> EvaluationSamples:
     """Where the samples of a run's evaluation set live (ids and labels in evaluation order)."""
     run = store.get(store.resolve(run_id))
-    report = EvaluationReport.from_json(run.metrics) if run.metrics else None
-    return parts_named(run.kind).evaluation_samples(store, run.run_id, report)
+    return parts_named(run.kind).evaluation_samples(store, run.run_id, run.report)

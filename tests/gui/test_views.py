@@ -202,9 +202,8 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     with qtbot.waitSignal(window.trainingFinished, timeout=120000) as done:
         qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
     result = done.args[0]
-    assert result["frozen"]["status"] == "finished" and result["finetune"]["status"] == "finished"
-    assert sorted(window.runs_panel.selected_ids()) == sorted([result["frozen"]["run_id"],
-                                                              result["finetune"]["run_id"]])
+    assert result.frozen.status == "finished" and result.finetune.status == "finished"
+    assert sorted(window.runs_panel.selected_ids()) == sorted(result.run_ids)
     assert window.tabs.currentWidget() is window.runs_panel
     rows = [window.runs_panel.config_table.verticalHeaderItem(r).text()
             for r in range(window.runs_panel.config_table.rowCount())]
