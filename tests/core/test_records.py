@@ -58,7 +58,7 @@ def test_model_info_reads_the_old_input_vocabulary_as_run_kinds(stored: dict, ki
 
 
 def test_model_info_without_a_kind_is_refused_in_one_line() -> None:
-    with pytest.raises(ModelError, match="expected model_info.json of run x with a run kind"):
+    with pytest.raises(ModelError, match=r"expected model_info\.json of run x with a run kind"):
         ModelInfo.from_json({"image_size": [28, 28]}, where="model_info.json of run x")
     with pytest.raises(ModelError, match="image_size"):
         ModelInfo.from_json({"kind": "folder", "image_size": [224]})
