@@ -90,7 +90,8 @@ def test_results_confusion_cells_list_their_images(qtbot, make_window, trained_s
     with qtbot.waitSignal(window.results_panel.shown, timeout=30000):
         window.show_results(run_id)
     panel = window.results_panel
-    matrix = np.asarray(panel.data["metrics"]["confusion_matrix"])
+    assert panel.results is not None and panel.results.report is not None
+    matrix = np.asarray(panel.results.report.confusion_matrix)
     assert panel.misclassified.count() == min(120, int(matrix.sum() - np.trace(matrix)))
     off = np.argwhere((matrix > 0) & ~np.eye(len(matrix), dtype=bool))[0]
     panel.show_cell(int(off[0]), int(off[1]))
