@@ -16,8 +16,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from transferlab.core.catalog import DEFAULT_BACKBONE, EXPORT_FORMATS, MNIST_MODELS
 from transferlab.core.console import (
     LibraryWarnings,
     printable,
@@ -27,12 +28,17 @@ from transferlab.core.console import (
 )
 from transferlab.core.errors import TransferlabError, WriteFailed, first_line
 
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from transferlab.core.config import FolderConfig, RunConfig
+    from transferlab.core.events import Event
+    from transferlab.core.records import Comparison, EvaluationReport
+    from transferlab.core.stopping import StopFlag
+
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
-
-
-FORMAT_CHOICES = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8")  # transferlab.core.deploy.export
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and store the run").add_subparsers(
         dest="source", required=True)
     mnist = train.add_parser("mnist", help="a scratch network on MNIST (offline)")
-    mnist.add_argument("--model", choices=("fast", "cnn", "ann"), default="fast")
+    mnist.add_argument("--model", choices=MNIST_MODELS, default="fast")
     mnist.add_argument("--train-limit", type=int, help="use only the first N training digits")
     mnist.add_argument("--test-limit", type=int, help="evaluate on the first N test digits")
     _add_fit_options(mnist)
@@ -127,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export a run's model")
     export.add_argument("run")
-    export.add_argument("--format", choices=FORMAT_CHOICES, default="keras")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="keras")
     export.add_argument("--out", help="a new file or folder name, or an existing folder to write a new "
                         "<run id>.keras / <run id>-savedmodel / <run id>.tflite into (default: the run's exports "
                         "folder); nothing there is ever replaced")
@@ -188,7 +194,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_folder_options(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
     parser.add_argument("path", help="folder with one subfolder per class")
-    parser.add_argument("--backbone", default="efficientnet-lite0",
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE,
                         help="efficientnet-lite0 (bundled), a TF Hub URL, or a local TF Hub SavedModel folder. "
                         "A TF Hub model or SavedModel is a program: choosing one runs its TensorFlow graph, so "
                         "use only models you trust (the run keeps a copy of it and loads only that copy)")
@@ -219,14 +225,15 @@ def _cmd_train_mnist(args: argparse.Namespace) -> int:
     return _train(config, args.json)
 
 
-def _folder_config(args: argparse.Namespace, mode: str) -> Any:
+def _folder_config(args: argparse.Namespace, mode: str) -> FolderConfig:
     import dataclasses
 
-    from transferlab.core.config import FitOptions, FolderConfig
+    from transferlab.core.config import FitOptions, FolderConfig, Unfreeze
 
     fit = dataclasses.replace(FolderConfig(data_dir=args.path).fit, **_fit_overrides(args))
-    unfreeze: int | str = "all" if args.unfreeze == "all" else _int(args.unfreeze, "--unfreeze")
-    return FolderConfig(data_dir=args.path, backbone=args.backbone, mode=mode, unfreeze=unfreeze,
+    unfreeze: Unfreeze = "all" if args.unfreeze == "all" else _int(args.unfreeze, "--unfreeze")
+    return FolderConfig(data_dir=args.path, backbone=args.backbone, mode="finetune" if mode == "finetune" else "frozen",
+                        unfreeze=unfreeze,
                         augment=args.augment, test_split=args.test_split, val_dir=args.val_dir,
                         split_from_run=args.split_from_run, init_from_run=args.init_from_run,
                         skip_empty_classes=args.skip_empty_classes, fit=FitOptions(**dataclasses.asdict(fit)),
@@ -237,7 +244,7 @@ def _cmd_train_folder(args: argparse.Namespace) -> int:
     return _train(_folder_config(args, args.mode), args.json)
 
 
-def _train(config: Any, as_json: bool) -> int:
+def _train(config: RunConfig, as_json: bool) -> int:
     from transferlab.core.runs.store import RunStore
 
     store = RunStore()
@@ -248,7 +255,7 @@ def _train(config: Any, as_json: bool) -> int:
 
         result = run_training(config, printer, stop, store=store, checked=checked)
     summary = {"run_id": result.run_id, "status": result.status, "reason": result.reason,
-               "run_dir": str(result.run_dir), "metrics": _scalar_metrics(result.metrics)}
+               "run_dir": str(result.run_dir), "metrics": result.report.scalars() if result.report else {}}
     if as_json:
         _out(json.dumps(summary))
     else:
@@ -268,10 +275,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
         comparison = compare_frozen_finetune(config, printer, stop, store, checked=checked)
     if args.json:
-        _out(json.dumps(comparison, default=str))
+        _out(json.dumps(comparison.to_json(), default=str))
     else:
         _print_comparison(comparison)
-    statuses = [comparison.get(mode, {}).get("status") for mode in ("frozen", "finetune")]
+    statuses = [comparison.frozen.status, comparison.finetune.status]
     if "stopped" in statuses:
         return EXIT_STOPPED
     return EXIT_OK if all(s == "finished" for s in statuses) else EXIT_FAILED
@@ -298,27 +305,16 @@ def _check(config: Any, store: Any, printer: ProgressPrinter, stop: Any) -> Any:
 # ---- evaluate / predict / export ----
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from transferlab.core.deploy.evaluate import evaluate_stored_run
+
     store = _store()
     run_id = store.resolve(args.run)
-    metrics = evaluate_stored_run(store, run_id)
+    report = evaluate_stored_run(store, run_id)
     if args.json:
-        _out(json.dumps({"run_id": run_id, "metrics": _scalar_metrics(metrics)}))
+        _out(json.dumps({"run_id": run_id, "metrics": report.scalars()}))
     else:
-        _print_metrics(run_id, metrics)
+        _print_metrics(run_id, report)
     return EXIT_OK
-
-
-def evaluate_stored_run(store: Any, run_id: str) -> dict[str, Any]:
-    """MNIST runs are evaluated again on the test set; folder runs report their stored evaluation."""
-    info = store.get(run_id)
-    if info.kind != "mnist":
-        if not info.metrics:
-            raise TransferlabError(f"expected stored metrics in run {run_id}, got none (status {info.status})")
-        return info.metrics
-    from transferlab.core.training.mnist_job import MnistJob
-
-    config = store.config(run_id)
-    return MnistJob(config).evaluate(store.load_model(run_id), None)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -329,7 +325,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     classifier = Classifier(args.run, store)
     predictions = classifier.classify(args.images, top_k=args.top_k)
-    rows = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
+    rows: list[dict[str, Any]] = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
              "top": [{"label": label, "probability": prob} for label, prob in p.top],
              **({"error": p.error} if p.error else {})} for p in predictions]
     if args.json:
@@ -470,7 +466,7 @@ class ProgressPrinter:
         self.last_phase = ""
         self.open_line = False  # a terminal line that the next one overwrites
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         from transferlab.core import events
 
         if isinstance(event, events.PhaseProgress):
@@ -481,15 +477,16 @@ class ProgressPrinter:
             model = event.model_summary
             self._line(f"run {event.run_id}: {model.name}, {model.trainable_params:,} trainable / "
                        f"{model.frozen_params:,} frozen parameters", final=True)
-            note = _data_note(event.data_summary)
+            note = _data_note(event.data_summary.to_json())
             if note:
                 self._line(note, final=True)
         elif isinstance(event, events.BatchProgress) and self.tty and event.batches:
             done = event.batch / event.batches
             bar = "#" * round(done * self.width)
-            eta = event.elapsed / max((event.epoch - 1) + done, 1e-9) * (event.epochs - event.epoch + 1 - done)
+            eta = event.remaining()
             self._line(f"epoch {event.epoch}/{event.epochs} [{bar:<{self.width}}] {done:4.0%} loss "
-                       f"{event.loss:.4f} acc {event.accuracy:.4f} eta {eta:4.0f}s")
+                       f"{event.loss:.4f} acc {event.accuracy:.4f} eta "
+                       + (f"{eta:4.0f}s" if eta is not None else "   ?s"))
         elif isinstance(event, events.EpochEnded):
             m = event.metrics
             val = f" val_loss {m['val_loss']:.4f} val_acc {m['val_accuracy']:.4f}" if "val_loss" in m else ""
@@ -541,27 +538,26 @@ def _print_result(summary: dict[str, Any]) -> None:
             _out(f"  {key:15} {_fmt(value)}")
 
 
-def _print_metrics(run_id: str, metrics: dict[str, Any]) -> None:
-    _out(f"run {run_id} on the {metrics.get('eval_set', 'evaluation')} set ({metrics.get('samples', '?')} images)")
-    _out(f"  accuracy {metrics['accuracy']:.4f}   loss {metrics['loss']:.4f}")
+def _print_metrics(run_id: str, report: EvaluationReport) -> None:
+    _out(f"run {run_id} on the {report.eval_set} set ({report.samples} images)")
+    _out(f"  accuracy {report.accuracy:.4f}   loss {report.loss:.4f}")
     _out("  class        precision  recall     f1  support")
-    for row in metrics.get("per_class", []):
-        _out(f"  {printable(row['class'])[:12]:12} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "
-             f"{row['support']:8}")
+    for row in report.per_class:
+        _out(f"  {printable(row.name)[:12]:12} {row.precision:9.3f} {row.recall:7.3f} {row.f1:6.3f} {row.support:8}")
 
 
-def _print_comparison(comparison: dict[str, Any]) -> None:
+def _print_comparison(comparison: Comparison) -> None:
+    entries = {"frozen": comparison.frozen, "finetune": comparison.finetune}
     _out(f"{'':22}{'frozen':>14}{'finetune':>14}")
     for key in ("accuracy", "loss"):
-        values = [comparison.get(mode, {}).get("metrics", {}).get(key) for mode in ("frozen", "finetune")]
+        values = [getattr(entry.report, key) if entry.report is not None else None for entry in entries.values()]
         _out(f"{key:22}" + "".join(f"{_fmt(v):>14}" for v in values))
-    for mode in ("frozen", "finetune"):
-        entry = comparison.get(mode, {})
-        reason = f" ({entry['reason']})" if entry.get("reason") and entry.get("status") != "finished" else ""
-        _out(printable(f"{mode} run: {entry.get('run_id') or '-'} {entry.get('status') or 'not started'}{reason}"))
+    for mode, entry in entries.items():
+        reason = f" ({entry.reason})" if entry.reason and entry.status != "finished" else ""
+        _out(printable(f"{mode} run: {entry.run_id or '-'} {entry.status or 'not started'}{reason}"))
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "-" if value is None else str(value)
@@ -590,16 +586,16 @@ def _err(text: str) -> None:
 class _StopOnCtrlC:
     """First Ctrl-C asks the run to stop (it ends within a batch and is stored); a second one aborts."""
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> StopFlag:
         from transferlab.core.stopping import StopFlag
 
         self.flag = StopFlag()
-        self.previous = None
+        self.previous: Any = None
         if threading_is_main():
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self.flag
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.flag.requested:
             raise KeyboardInterrupt
         _err("\nstopping after this batch (Ctrl-C again to abort)")

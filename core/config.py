@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
+from transferlab.core.catalog import DEFAULT_BACKBONE, MNIST_MODELS, MnistModel
 from transferlab.core.errors import ConfigError
 
-MnistModel = Literal["fast", "cnn", "ann"]
-MNIST_MODELS: tuple[str, ...] = ("fast", "cnn", "ann")
 TransferMode = Literal["frozen", "finetune"]
 MAX_SEED = 2**32 - 1  # numpy's and Keras' seeds are unsigned 32-bit
+Unfreeze = int | Literal["all"]
+DEFAULT_LEARNING_RATE = 1e-3
+FINETUNE_LEARNING_RATE = 1e-4  # unfrozen pretrained weights need small steps (Keras transfer-learning guide)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class FitOptions:
 class MnistConfig:
     """A scratch network trained on MNIST."""
 
-    kind: ClassVar[str] = "mnist"
+    kind: ClassVar[Literal["mnist"]] = "mnist"
     model: MnistModel = "fast"
     augment: bool = False
     train_limit: int | None = None  # use the first N training digits (quick demos, tests)
@@ -63,16 +65,20 @@ class MnistConfig:
             if value is not None:
                 _check(value >= 10, key, "an integer >= 10 or None", value)
 
+    def default_learning_rate(self) -> float:
+        """The learning rate when FitOptions leave it unset."""
+        return DEFAULT_LEARNING_RATE
+
 
 @dataclass(frozen=True)
 class FolderConfig:
     """Transfer learning on a folder of class subfolders, on top of a pretrained feature-vector model."""
 
-    kind: ClassVar[str] = "folder"
+    kind: ClassVar[Literal["folder"]] = "folder"
     data_dir: str = ""
-    backbone: str = "efficientnet-lite0"  # a bundled name, a TF Hub URL or a local SavedModel directory
+    backbone: str = DEFAULT_BACKBONE  # a bundled name, a TF Hub URL or a local SavedModel directory
     mode: TransferMode = "frozen"
-    unfreeze: int | Literal["all"] = 1  # fine-tuning: top N blocks of the base, or "all"
+    unfreeze: Unfreeze = 1  # fine-tuning: top N blocks of the base, or "all"
     augment: bool = False
     test_split: float = 0.0
     val_dir: str | None = None  # a separate validation folder instead of a split
@@ -96,23 +102,24 @@ class FolderConfig:
                    "train on)", round(held_out, 6))
         _check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)", self.dropout)
 
+    def default_learning_rate(self) -> float:
+        """The learning rate when FitOptions leave it unset: smaller when pretrained weights are unfrozen."""
+        return FINETUNE_LEARNING_RATE if self.mode == "finetune" else DEFAULT_LEARNING_RATE
+
 
 RunConfig = MnistConfig | FolderConfig
-DEFAULT_LEARNING_RATE = 1e-3
-FINETUNE_LEARNING_RATE = 1e-4  # unfrozen pretrained weights need small steps (Keras transfer-learning guide)
+# config.kind → its config type (the run kinds themselves are described in transferlab.core.kinds)
+_CONFIG_TYPES: dict[str, type[MnistConfig] | type[FolderConfig]] = {cls.kind: cls for cls in get_args(RunConfig)}
 
 
 def default_learning_rate(config: RunConfig) -> float:
     """The learning rate a run uses when its FitOptions leave it unset."""
-    if config.kind == "folder" and config.mode == "finetune":
-        return FINETUNE_LEARNING_RATE
-    return DEFAULT_LEARNING_RATE
-_CONFIG_TYPES: dict[str, type] = {"mnist": MnistConfig, "folder": FolderConfig}
+    return config.default_learning_rate()
 
 
 def mnist_preset(model: MnistModel = "fast", **overrides: Any) -> MnistConfig:
     """The recommended settings for each MNIST model; keyword overrides go to FitOptions or MnistConfig."""
-    fit_defaults: dict[str, dict[str, Any]] = {
+    fit_defaults: dict[MnistModel, dict[str, Any]] = {
         # The fast preset is tuned for a 2-core laptop CPU (see bench/mnist.py).
         "fast": dict(epochs=3, batch_size=256, learning_rate=6e-3, validation_split=0.05,
                      lr_schedule="onecycle"),

@@ -23,14 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.catalog import image_file_filter
 from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
 SHOWN_SIZE = 112
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)"
+IMAGE_FILTER = image_file_filter()
 
 
 class ClassifierCache:
@@ -46,8 +47,8 @@ class ClassifierCache:
             if run_id not in self._classifiers:
                 from transferlab.core.deploy.predict import Classifier
 
-                with KERAS_LOCK:  # loading builds the model: never at the same time as another build
-                    self._classifiers[run_id] = Classifier(run_id, self.store)
+                # loading builds the model, under the engine's build lock (RunStore.load_model)
+                self._classifiers[run_id] = Classifier(run_id, self.store)
             return self._classifiers[run_id]
 
     def loaded(self, run_id: str) -> bool:
@@ -187,8 +188,9 @@ class ClassifyPanel(QWidget):
         self.predictions = list(predictions)
         while self.results_layout.count() > 1:
             item = self.results_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         for prediction, thumb in zip(predictions, thumbs, strict=True):
             self.results_layout.insertWidget(self.results_layout.count() - 1, self._row(prediction, thumb))
         ok = sum(1 for p in predictions if not p.error)

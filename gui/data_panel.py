@@ -30,10 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.kinds import FOLDER, MNIST, kind_named
 from transferlab.gui.plots import BarChart, SampleGrid
 from transferlab.gui.settings import AppSettings
-from transferlab.gui.widgets import GridImage, gray_qimage, html_text, mosaic, scaled_pixmap
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.widgets import GridImage, gray_qimage, html_text, line_edit, mosaic, scaled_pixmap
+from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,7 @@ def scan_folder_overview(folder: str) -> dict[str, Any]:
 def augmentation_overview(image: np.ndarray, seed: int) -> np.ndarray:
     from transferlab.core.training.mnist_job import augmentation_preview
 
-    with KERAS_LOCK:  # builds Keras preprocessing layers
-        return augmentation_preview(image, AUGMENTED, seed)
+    return augmentation_preview(image, AUGMENTED, seed)  # builds its layers under the engine's build lock
 
 
 class DataPanel(QWidget):
@@ -88,7 +88,7 @@ class DataPanel(QWidget):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.kind = "mnist"
+        self.kind = MNIST.name
         self.folder = ""
         self.scan_summary: dict[str, Any] | None = None
         self.scan_error = ""
@@ -114,7 +114,7 @@ class DataPanel(QWidget):
         self.folder_combo = QComboBox()
         self.folder_combo.setEditable(True)
         self.folder_combo.setMinimumWidth(320)
-        self.folder_combo.lineEdit().setPlaceholderText("a folder with one subfolder per class — or drop it here")
+        line_edit(self.folder_combo).setPlaceholderText("a folder with one subfolder per class — or drop it here")
         self.browse_button = QPushButton("Choose folder…")
         self.scan_button = QPushButton("Scan")
         self.mnist_radio.clicked.connect(self._on_mnist_clicked)  # clicked: only the user's clicks, never setChecked
@@ -228,18 +228,23 @@ class DataPanel(QWidget):
     def start(self) -> None:
         """Load what the settings say was used last (MNIST on the first start)."""
         recent = self.settings.recent_folders()
-        if self.settings.data_source() == "folder" and recent and Path(recent[0]).is_dir():
+        if self.settings.data_source() == FOLDER.name and recent and Path(recent[0]).is_dir():
             self.use_folder(recent[0])
         else:
             self.use_mnist()
 
+    @property
+    def uses_folder(self) -> bool:
+        """The source is a folder of class subfolders (else the built-in MNIST)."""
+        return kind_named(self.kind).uses_folder
+
     def use_mnist(self) -> None:
-        self.kind, self.folder = "mnist", ""
+        self.kind, self.folder = MNIST.name, ""
         self._set_radio(self.mnist_radio)
-        self.settings.set_data_source("mnist")
+        self.settings.set_data_source(MNIST.name)
         self.views.setTabEnabled(1, True)
         self.views.setTabEnabled(2, True)
-        self.sourceChanged.emit("mnist", "")
+        self.sourceChanged.emit(MNIST.name, "")
         self._generation += 1
         if self.mnist is not None:
             self._show_mnist_overview(self._mnist_result)
@@ -249,16 +254,16 @@ class DataPanel(QWidget):
 
     def use_folder(self, folder: str) -> None:
         folder = str(Path(folder).expanduser())
-        self.kind, self.folder = "folder", folder
+        self.kind, self.folder = FOLDER.name, folder
         self.scan_summary, self.scan_error = None, ""
         self._set_radio(self.folder_radio)
         self.folder_combo.setEditText(folder)
-        self.settings.set_data_source("folder")
+        self.settings.set_data_source(FOLDER.name)
         self._remember(folder)
         self.views.setTabEnabled(1, False)
         self.views.setTabEnabled(2, False)
         self.views.setCurrentIndex(0)
-        self.sourceChanged.emit("folder", folder)
+        self.sourceChanged.emit(FOLDER.name, folder)
         self._generation += 1
         self.info_label.setText(f"Scanning <b>{html_text(folder)}</b>…")
         task = Task(lambda _r, _s: scan_folder_overview(folder), "scan-folder", owner=self)
@@ -276,7 +281,7 @@ class DataPanel(QWidget):
         self.folder_combo.blockSignals(False)
 
     def _on_mnist_clicked(self) -> None:
-        if self.kind != "mnist":
+        if self.uses_folder:
             self.use_mnist()
 
     def _on_folder_clicked(self) -> None:
@@ -290,7 +295,7 @@ class DataPanel(QWidget):
                                                   self.folder_combo.currentText() or str(Path.home()))
         if folder:
             self.use_folder(folder)
-        elif self.kind == "mnist":
+        elif not self.uses_folder:
             self._set_radio(self.mnist_radio)
 
     def _on_scan_clicked(self, *_args: Any) -> None:
@@ -310,7 +315,7 @@ class DataPanel(QWidget):
 
     def _on_error(self, error: str) -> None:
         text = error.split(": ", 1)[1] if error.startswith(("DataError", "ImageError")) else error
-        if self.kind == "folder":
+        if self.uses_folder:
             self.scan_error = text
             self.scan_summary = None
             self.info_label.setText(f"<b style='color:#a00'>This folder can't be used:</b> {html_text(text)}")
@@ -341,7 +346,7 @@ class DataPanel(QWidget):
         self.samples.set_grid(result["grid"], 10, MNIST_PER_CLASS, classes,
                               "Random training digits — click one to see its pixels")
         self.select_digit(self.selected_index)
-        self.loaded.emit("mnist")
+        self.loaded.emit(MNIST.name)
 
     def _on_folder_scanned(self, result: dict[str, Any]) -> None:
         summary = result["summary"]
@@ -371,12 +376,12 @@ class DataPanel(QWidget):
         self.samples.set_grid(result["grid"], len(rows), FOLDER_PER_CLASS, rows, f"Samples per class{more}")
         if warnings:
             self.message.emit(f"{Path(summary['root']).name}: {'; '.join(warnings)}", "warning")
-        self.loaded.emit("folder")
+        self.loaded.emit(FOLDER.name)
 
     # ---- one digit: pixels and augmentation ----
 
     def _on_sample_clicked(self, row: int, col: int) -> None:
-        if self.kind == "mnist" and self._grid_indices is not None:
+        if not self.uses_folder and self._grid_indices is not None:
             self.index_spin.setValue(int(self._grid_indices[row, col]))
             self.views.setCurrentIndex(1)
 

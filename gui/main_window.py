@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from transferlab.core.data.images import OPENABLE_EXTENSIONS
+from transferlab.core.catalog import is_image_name
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from transferlab.core.kinds import kind_named, title_of
+from transferlab.core.records import Comparison
 from transferlab.core.runs.store import RunStore
 from transferlab.gui.classify_panel import ClassifyPanel
 from transferlab.gui.data_panel import DataPanel
@@ -37,12 +39,12 @@ from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = OPENABLE_EXTENSIONS
 CLOSE_TIMEOUT_S = 60.0
+ETA_AFTER = 0.02  # the time left is shown once this part of the fit is done (earlier guesses jump around)
 
 
 class MainWindow(QMainWindow):
-    trainingFinished = Signal(object)  # the RunResult (or the compare dict); None when the task itself failed
+    trainingFinished = Signal(object)  # the RunResult (or the Comparison); None when the task itself failed
 
     def __init__(self, settings: AppSettings | None = None, store: RunStore | None = None) -> None:
         super().__init__()
@@ -93,7 +95,7 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("")
         self.train_button.clicked.connect(self.start_training)
         self.stop_button.clicked.connect(self.stop_training)
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start_training)
+        QShortcut(QKeySequence("Ctrl+Return"), self).activated.connect(self.start_training)
         bar = QHBoxLayout()
         bar.addWidget(self.train_button)
         bar.addWidget(self.stop_button)
@@ -131,12 +133,12 @@ class MainWindow(QMainWindow):
 
     def _on_source_changed(self, kind: str, folder: str) -> None:
         self.model_panel.set_kind(kind)
-        self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
-                                  else f"Data: folder <b>{html_text(folder)}</b>")
+        self.source_label.setText(f"Data: folder <b>{html_text(folder)}</b>" if kind_named(kind).uses_folder
+                                  else f"Data: {html_text(kind_named(kind).source_title)}")
 
     def _on_data_loaded(self, kind: str) -> None:
         summary = self.data_panel.scan_summary
-        if kind == "folder" and summary:
+        if kind_named(kind).uses_folder and summary:
             self.model_panel.set_class_count(len(summary.get("classes", [])))
 
     # ---- training ----
@@ -155,10 +157,11 @@ class MainWindow(QMainWindow):
             self.show_message("A training run is already going: stop it first.", "warning")
             return None
         kind, folder = self.data_panel.source()
-        if compare and kind != "folder":
+        uses_folder = kind_named(kind).uses_folder
+        if compare and not uses_folder:
             self.show_message("Frozen vs fine-tuned needs a folder data set: choose one in Data.", "warning")
             return None
-        if kind == "folder" and self.data_panel.scan_error:
+        if uses_folder and self.data_panel.scan_error:
             self.show_message(f"This folder can't be used for training: {self.data_panel.scan_error}", "error")
             return None
         try:
@@ -169,8 +172,7 @@ class MainWindow(QMainWindow):
             return None
         self.message_bar.clear()
         epochs = config.fit.epochs
-        title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else (
-            f"MNIST {config.model}" if kind == "mnist" else f"{Path(folder).name} ({config.mode})")
+        title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else title_of(config)
         self.training_panel.begin(title, epochs)
         self._runs_in_task = 2 if compare else 1
         self._run_index = 0
@@ -202,14 +204,13 @@ class MainWindow(QMainWindow):
     def _on_training_event(self, event: Any) -> None:
         self.training_panel.on_event(event)
         if isinstance(event, BatchProgress):
-            done = (event.epoch - 1 + (event.batch / event.batches if event.batches else 0)) / max(event.epochs, 1)
-            overall = (self._run_index + done) / self._runs_in_task
+            overall = (self._run_index + event.fraction) / self._runs_in_task
             self.progress.setValue(round(1000 * overall))
             self.progress.setFormat(f"epoch {event.epoch}/{event.epochs} · batch {event.batch}"
                                     f"{'/' + str(event.batches) if event.batches else ''} · loss {event.loss:.4f}"
                                     f" · accuracy {event.accuracy:.4f}")
-            if done > 0.02:
-                remaining = event.elapsed * (1 - done) / done
+            remaining = event.remaining(min_fraction=ETA_AFTER)
+            if remaining is not None:
                 self.eta_label.setText(f"about {_duration(remaining)} left")
         elif isinstance(event, PhaseProgress):
             self.progress.setFormat(f"{event.phase}…" + (f" {event.done}/{event.total}" if event.total > 1 else ""))
@@ -224,16 +225,15 @@ class MainWindow(QMainWindow):
 
     def _on_training_returned(self, result: Any) -> None:
         self.last_result = result
-        if isinstance(result, dict):  # frozen vs fine-tuned (core.transfer.compare_frozen_finetune)
-            frozen, tuned = result.get("frozen") or {}, result.get("finetune") or {}
-            ids = [entry["run_id"] for entry in (frozen, tuned) if entry.get("run_id")]
+        if isinstance(result, Comparison):  # frozen vs fine-tuned (core.training.compare)
+            frozen, tuned = result.frozen, result.finetune
             self.runs_panel.refresh()
-            self.runs_panel.select(ids)
-            if tuned.get("status") != "finished":
-                self.show_message(f"Frozen run {frozen.get('status')}; fine-tuned run "
-                                  f"{tuned.get('status') or ''} {tuned.get('reason') or ''}".strip(), "warning")
+            self.runs_panel.select(result.run_ids)
+            if tuned.status != "finished":
+                self.show_message(f"Frozen run {frozen.status}; fine-tuned run "
+                                  f"{tuned.status or ''} {tuned.reason or ''}".strip(), "warning")
             else:
-                diff = (result.get("differences") or {}).get("accuracy")
+                diff = result.differences.get("accuracy")
                 note = f": fine-tuning changed accuracy by {100 * diff:+.2f} points" if isinstance(diff, float) else ""
                 self.show_message(f"Frozen and fine-tuned runs trained on the same split{note}. "
                                   "See Runs & compare.", "success")
@@ -244,12 +244,11 @@ class MainWindow(QMainWindow):
         elif result.status == "stopped":
             self.show_message(f"Training stopped ({result.reason}).", "warning")
         else:
-            accuracy = result.metrics.get("accuracy")
-            note = f" — {result.metrics.get('eval_set', 'test')} accuracy {100 * accuracy:.2f} %" \
-                if isinstance(accuracy, float) else ""
+            report = result.report
+            note = f" — {report.eval_set} accuracy {100 * report.accuracy:.2f} %" if report is not None else ""
             self.show_message(f"Run {result.run_id} finished{note}." + (f" ({result.reason})" if result.reason
                                                                           else ""), "success")
-        if result.metrics:
+        if result.report is not None:
             self.results_panel.show_run(result.run_id)
 
     def _on_training_errored(self, error: str) -> None:
@@ -323,7 +322,7 @@ class MainWindow(QMainWindow):
         """A dropped folder becomes the data set; dropped images are classified. True when something was used."""
         paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
         folders = [p for p in paths if p.is_dir()]
-        images = [str(p) for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        images = [str(p) for p in paths if p.is_file() and is_image_name(p)]
         if folders:
             self.data_panel.use_folder(str(folders[0]))
             self.tabs.setCurrentWidget(self.data_panel)

@@ -4,10 +4,10 @@ misclassified images sorted by confidence, and per-class precision and recall.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -23,6 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.analysis.samples import EvaluationSamples
+from transferlab.core.records import EvaluationReport, Mistake, SampleId
+from transferlab.core.runs.store import RunInfo, RunStore
+from transferlab.core.training.kinds import evaluation_samples
 from transferlab.gui.plots import ConfusionPlot
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
 from transferlab.gui.worker import Task
@@ -31,48 +35,49 @@ logger = logging.getLogger(__name__)
 
 MAX_SHOWN = 120
 ICON = 72
-_PARTS = {"validation": "val", "test": "test", "train": "train"}
 
 
-def load_results(store: Any, run_id: str) -> dict[str, Any]:
-    """Worker: the run, its metrics, the evaluation samples (ids and labels) and how to show them."""
+@dataclass(frozen=True)
+class LoadedResults:
+    """What the panel shows of one run: the run, its evaluation, its samples and the mistakes' thumbnails."""
+
+    info: RunInfo
+    report: EvaluationReport | None = None
+    samples: EvaluationSamples | None = None
+    thumbs: dict[SampleId, QImage] = field(default_factory=dict)
+
+
+def load_results(store: RunStore, run_id: str) -> LoadedResults:
+    """Worker: the run, its report, its evaluation samples (transferlab.core.training.kinds.evaluation_samples)
+    and the thumbnails of its most confident mistakes."""
     info = store.get(run_id)
-    metrics = info.metrics or {}
-    result: dict[str, Any] = {"info": info, "metrics": metrics, "ids": [], "labels": [], "images": None,
-                              "root": ""}
-    if not metrics:
-        return result
-    if info.kind == "mnist":
-        from transferlab.core.data.mnist import load_mnist
-
-        mnist = load_mnist()
-        count = int(metrics.get("samples", len(mnist.test_labels)))
-        result.update(ids=list(range(count)), labels=[int(v) for v in mnist.test_labels[:count]],
-                      images=mnist.test_images)
-    else:
-        split = store.read_json(run_id, "split.json", default={}) or {}
-        items = split.get(_PARTS.get(metrics.get("eval_set", ""), "val"), [])
-        result.update(ids=[str(p) for p, _ in items], labels=[int(i) for _, i in items],
-                      root=split.get("root") or info.config.get("data_dir", ""))
-    result["thumbs"] = {m["id"]: _image(result, m["id"]) for m in metrics.get("misclassified", [])[:MAX_SHOWN]}
-    return result
+    report = info.report
+    if report is None:
+        return LoadedResults(info)
+    samples = evaluation_samples(store, run_id)
+    thumbs = {m.id: _image(samples, m.id) for m in report.misclassified[:MAX_SHOWN]}
+    return LoadedResults(info, report, samples, thumbs)
 
 
-def _image(result: dict[str, Any], sample_id: Any) -> QImage:
-    if result["images"] is not None:
-        return gray_qimage(result["images"][int(sample_id)])
-    return thumbnail(Path(result["root"]) / str(sample_id), ICON)
+def _image(samples: EvaluationSamples | None, sample_id: SampleId) -> QImage:
+    if samples is None:
+        return QImage()
+    array = samples.array(sample_id)
+    if array is not None:
+        return gray_qimage(array)
+    path = samples.path(sample_id)
+    return thumbnail(path, ICON) if path is not None else QImage()
 
 
 class ResultsPanel(QWidget):
     shown = Signal(str)  # run id, once its results are on screen
     message = Signal(str, str)
 
-    def __init__(self, store: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, store: RunStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.run_id = ""
-        self.data: dict[str, Any] = {}
+        self.results: LoadedResults | None = None
         self._tasks: list[Task] = []
         self.header = QLabel("Train a model, or pick a run in <b>Runs</b>, to see how well it does.")
         self.header.setTextFormat(Qt.TextFormat.RichText)
@@ -124,32 +129,28 @@ class ResultsPanel(QWidget):
         self._tasks.append(task)
         task.start()
 
-    def _on_loaded(self, data: dict[str, Any]) -> None:
-        self.data = data
-        info, metrics = data["info"], data["metrics"]
+    def _on_loaded(self, results: LoadedResults) -> None:
+        self.results = results
+        info, report = results.info, results.report
         self.misclassified.clear()
         self.cell_list.clear()
         self.per_class.setRowCount(0)
-        if not metrics:
+        if report is None:
             self.header.setText(f"<b>{html_text(info.title())}</b> ({info.run_id}) — {info.status}"
                                 f"{': ' + html_text(info.reason) if info.reason else ''}. No evaluation results.")
             self.confusion.set_matrix([], [])
             self.shown.emit(info.run_id)
             return
-        names = metrics.get("class_names", [])
-        eval_set = metrics.get("eval_set", "evaluation")
         self.header.setText(
-            f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {eval_set} set of "
-            f"{metrics.get('samples', '?')} "
-            f"images: <span style='font-size:14pt'><b>accuracy {100 * metrics.get('accuracy', 0):.2f} %</b></span>, "
-            f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.")
-        self.confusion.set_matrix(metrics.get("confusion_matrix", []), names)
-        for entry in metrics.get("misclassified", [])[:MAX_SHOWN]:
-            self._add_item(self.misclassified, entry["id"], self._caption(entry))
-        self.per_class.setRowCount(len(metrics.get("per_class", [])))
-        for r, row in enumerate(metrics.get("per_class", [])):
-            values = [row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      str(row["support"])]
+            f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {report.eval_set} set of {report.samples} "
+            f"images: <span style='font-size:14pt'><b>accuracy {100 * report.accuracy:.2f} %</b></span>, "
+            f"loss {report.loss:.4f}; {_misclassified_note(report)}.")
+        self.confusion.set_matrix([list(row) for row in report.confusion_matrix], list(report.class_names))
+        for mistake in report.misclassified[:MAX_SHOWN]:
+            self._add_item(self.misclassified, mistake.id, self._caption(report, mistake))
+        self.per_class.setRowCount(len(report.per_class))
+        for r, row in enumerate(report.per_class):
+            values = [row.name, f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}", str(row.support)]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if c:
@@ -158,15 +159,15 @@ class ResultsPanel(QWidget):
         self.tabs.setCurrentIndex(0)
         self.shown.emit(info.run_id)
 
-    def _caption(self, entry: dict[str, Any]) -> str:
-        names = self.data["metrics"].get("class_names", [])
-        true, predicted = names[entry["true"]], names[entry["predicted"]]
-        return f"{_short(true)} → {_short(predicted)}\n{100 * entry['probability']:.1f} %"
+    def _caption(self, report: EvaluationReport, mistake: Mistake) -> str:
+        true, predicted = report.class_names[mistake.true], report.class_names[mistake.predicted]
+        return f"{_short(true)} → {_short(predicted)}\n{100 * mistake.probability:.1f} %"
 
-    def _add_item(self, widget: QListWidget, sample_id: Any, caption: str) -> None:
-        image = self.data.get("thumbs", {}).get(sample_id)
+    def _add_item(self, widget: QListWidget, sample_id: SampleId, caption: str) -> None:
+        results = self.results
+        image = results.thumbs.get(sample_id) if results is not None else None
         if image is None:
-            image = _image(self.data, sample_id)
+            image = _image(results.samples if results is not None else None, sample_id)
         item = QListWidgetItem(caption)
         if not image.isNull():
             item.setIcon(QIcon(QPixmap.fromImage(image.scaled(ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio))))
@@ -174,31 +175,32 @@ class ResultsPanel(QWidget):
         item.setData(Qt.ItemDataRole.UserRole, sample_id)
         widget.addItem(item)
 
-    def cell_ids(self, true: int, predicted: int) -> tuple[list[Any], str]:
+    def cell_ids(self, true: int, predicted: int) -> tuple[list[SampleId], str]:
         """The samples in one confusion cell, and a note when they can't all be listed."""
-        metrics = self.data.get("metrics", {})
-        if metrics.get("predictions") is not None:  # runs store every sample's prediction: exact cells
-            labels, predictions = metrics["labels"], metrics["predictions"]
-            ids = metrics.get("sample_ids") or range(len(labels))
-            return [i for i, t, p in zip(ids, labels, predictions, strict=True) if t == true and p == predicted], ""
-        wrong = metrics.get("misclassified", [])
+        results = self.results
+        if results is None or results.report is None:
+            return [], ""
+        report = results.report
+        if report.labels is not None and report.predictions is not None:  # every prediction stored: exact
+            ids: Sequence[SampleId] = report.sample_ids or range(len(report.labels))
+            return [i for i, t, p in zip(ids, report.labels, report.predictions, strict=True)
+                    if t == true and p == predicted], ""
+        wrong = report.misclassified
         if true != predicted:
-            ids = [m["id"] for m in wrong if m["true"] == true and m["predicted"] == predicted]
-            matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
-            note = "" if len(ids) == matrix[true, predicted] else " (the run stores only the most confident mistakes)"
-            return ids, note
-        matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
-        complete = len(wrong) == int(matrix.sum() - np.trace(matrix))
-        if not self.data.get("ids") or not complete:
+            listed = [m.id for m in wrong if m.true == true and m.predicted == predicted]
+            complete = len(listed) == report.confusion_matrix[true][predicted]
+            return listed, "" if complete else " (the run stores only the most confident mistakes)"
+        samples = results.samples
+        if samples is None or not samples.ids or len(wrong) != report.wrong:
             return [], " (the run does not store which samples were classified correctly)"
-        wrong_ids = {m["id"] for m in wrong}
-        return [i for i, label in zip(self.data["ids"], self.data["labels"], strict=True)
+        wrong_ids = {m.id for m in wrong}
+        return [i for i, label in zip(samples.ids, samples.labels, strict=True)
                 if label == true and i not in wrong_ids], ""
 
     def show_cell(self, true: int, predicted: int) -> None:
-        if not self.data.get("metrics"):
+        if self.results is None or self.results.report is None:
             return
-        names = self.data["metrics"].get("class_names", [])
+        names = self.results.report.class_names
         ids, note = self.cell_ids(true, predicted)
         self.cell_list.clear()
         self.cell_list.setUpdatesEnabled(False)
@@ -212,10 +214,9 @@ class ResultsPanel(QWidget):
         self.tabs.setCurrentIndex(1)
 
 
-def _misclassified_note(metrics: dict[str, Any]) -> str:
-    matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
-    wrong = int(matrix.sum() - np.trace(matrix))
-    shown = min(MAX_SHOWN, len(metrics.get("misclassified", [])))
+def _misclassified_note(report: EvaluationReport) -> str:
+    wrong = report.wrong
+    shown = min(MAX_SHOWN, len(report.misclassified))
     return f"{wrong} misclassified" + (f" (the {shown} most confident shown)" if shown < wrong else "")
 
 

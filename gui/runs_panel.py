@@ -30,14 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.catalog import EXPORT_FORMAT_TITLES
 from transferlab.gui.plots import CompareCurves
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = (("keras", "Keras (.keras)"), ("savedmodel", "TF SavedModel"), ("tflite", "TensorFlow Lite"),
-                  ("tflite-fp16", "TensorFlow Lite, float16 weights"),
-                  ("tflite-int8", "TensorFlow Lite, int8 (quantized)"))
 HIGHLIGHT = QColor("#fff1b8")
 BETTER, WORSE = QColor("#d9f2dc"), QColor("#f8dcdc")
 
@@ -76,7 +74,7 @@ class RunsPanel(QWidget):
         self.results_button = QPushButton("Show results")
         self.classify_button = QPushButton("Classify with this run")
         self.export_combo = QComboBox()
-        for key, label in EXPORT_FORMATS:
+        for key, label in EXPORT_FORMAT_TITLES.items():
             self.export_combo.addItem(label, key)
         self.export_button = QPushButton("Export")
         self.delete_button = QPushButton("Delete")
@@ -399,8 +397,7 @@ class RunsPanel(QWidget):
         def work(_report: Any, _stop: Any) -> Any:
             from transferlab.core.deploy.export import export_run
 
-            with KERAS_LOCK:
-                return export_run(run_id, fmt, self.store)
+            return export_run(run_id, fmt, self.store)  # loads the model under the engine's build lock
 
         task = Task(work, "export", owner=self)
         task.returned.connect(self._on_exported)

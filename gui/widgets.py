@@ -12,9 +12,11 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QSizePolicy,
     QToolButton,
@@ -200,3 +202,11 @@ class ProbabilityBars(QWidget):
 def html_text(value: Any) -> str:
     """Plain text made safe inside a rich-text label (file names may contain <, > and &)."""
     return html.escape(str(value), quote=False)
+
+
+def line_edit(combo: QComboBox) -> QLineEdit:
+    """The line edit of an editable combo box."""
+    edit = combo.lineEdit()
+    if edit is None:
+        raise ValueError("expected an editable QComboBox, got one without a line edit")
+    return edit

@@ -2,8 +2,7 @@
 
 Public API (all sizes are (height, width), like Keras' ``image_size``; PIL's own ``Image.size`` is (w, h)):
 
-- ``IMAGE_EXTENSIONS`` — the file name suffixes treated as images (compare lower-cased).
-- ``is_image_name(name)`` — whether a file name has one of those suffixes.
+- ``IMAGE_EXTENSIONS`` / ``is_image_name(name)`` — the one list of image suffixes (transferlab.core.catalog).
 - ``DECODERS`` — the only Pillow decoders ever used (JPEG, PNG, BMP, GIF, WebP, TIFF), whatever a file is named.
 - ``read_image_bytes(path, *, max_bytes)`` — the bytes of a regular file, its size checked before reading;
   ImageError for a missing file, a folder, a FIFO, a device, a socket, an empty or an over-size file.
@@ -40,17 +39,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from transferlab.core.catalog import IMAGE_SUFFIXES
+from transferlab.core.catalog import is_image_name as is_image_name  # re-exported
 from transferlab.core.errors import ImageError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(IMAGE_SUFFIXES)
 # The only decoders Pillow may try, in this order. Never EPS (Pillow runs Ghostscript for it), PDF or the rest.
 DECODERS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 _DECODER_NAMES = "JPEG, PNG, BMP, GIF, WebP or TIFF"
 _OPENED_FORMATS = frozenset({*DECODERS, "MPO"})  # Pillow's JPEG decoder reports multi-picture JPEGs as MPO
-# Suffixes of files that can be opened one by one (e.g. to classify); folder scans use IMAGE_EXTENSIONS.
-OPENABLE_EXTENSIONS: frozenset[str] = IMAGE_EXTENSIONS | {".tif", ".tiff"}
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # a file larger than this is refused before a byte is read
 DEFAULT_MIN_SIDE = 8  # pixels; smaller images carry no usable content (a 1×1 "image" is refused)
 DEFAULT_MAX_PIXELS = 64_000_000  # width × height; refused before decoding (decompression bombs)
@@ -62,11 +61,6 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 _EXIF_ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = (5, 6, 7, 8)  # orientations that swap width and height
 _RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking; with reducing_gap for big reductions
-
-
-def is_image_name(name: str | os.PathLike[str]) -> bool:
-    """True when the file name ends with one of IMAGE_EXTENSIONS (case-insensitive)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def read_image_bytes(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:

@@ -49,18 +49,20 @@ from typing import Any
 
 import numpy as np
 
+from transferlab.core.catalog import EXPORT_ENTRY_SUFFIXES, EXPORT_FILE_NAMES, EXPORT_FORMATS, ExportFormat
 from transferlab.core.console import native_noise_filtered
-from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError, WriteFailed
+from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError, WriteFailed, first_line
+from transferlab.core.kinds import kind_named
+from transferlab.core.records import ModelInfo
 from transferlab.core.runs.store import RunStore
+from transferlab.core.training.kinds import parts_named
 
 logger = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("keras", "savedmodel", "tflite", "tflite-fp16", "tflite-int8")
+FORMATS: tuple[str, ...] = EXPORT_FORMATS
 TFLITE_FORMATS = ("tflite", "tflite-fp16", "tflite-int8")
-DEFAULT_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite",
-                 "tflite-fp16": "model-fp16.tflite", "tflite-int8": "model-int8.tflite"}
-ENTRY_SUFFIXES = {"keras": ".keras", "savedmodel": "-savedmodel", "tflite": ".tflite",  # <run id><suffix>
-                  "tflite-fp16": "-fp16.tflite", "tflite-int8": "-int8.tflite"}
+DEFAULT_NAMES: dict[ExportFormat, str] = EXPORT_FILE_NAMES
+ENTRY_SUFFIXES = EXPORT_ENTRY_SUFFIXES  # a new export in an existing folder: <run id><suffix>
 VERIFY_LIMIT = 1000
 REPRESENTATIVE_LIMIT = 200
 SERVING_KEY = "serving_default"
@@ -80,8 +82,8 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
     store = store or RunStore()
     run_id = store.resolve(run_id)
     target, numbered, replace = plan_target(store, run_id, fmt, out, force)
-    info = store.read_json(run_id, "model_info.json", default={}) or {}
-    input_shape = serving_input_shape(info, run_id)
+    info = store.model_info(run_id)
+    input_shape = serving_input_shape(info)
     model = store.load_model(run_id)
     started = time.perf_counter()
     with _Staging(target, folder=fmt == "savedmodel") as stage:
@@ -107,7 +109,7 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
               "agreement": float(np.mean(reference.argmax(1) == exported.argmax(1))),
               "max_abs_diff": float(np.max(np.abs(reference - exported))),
               "input": {"name": INPUT_KEY, "dtype": "uint8", "shape": [None, *input_shape]},
-              "output": {"name": OUTPUT_KEY, "classes": list(info.get("class_names", []))},
+              "output": {"name": OUTPUT_KEY, "classes": list(info.class_names)},
               "bytes": _size(target), "seconds": round(seconds, 2), "created": time.time()}
     records = [r for r in (store.read_json(run_id, "exports.json", default=[]) or [])
                if not (r.get("format") == fmt and r.get("path") == str(target))]
@@ -298,15 +300,9 @@ def _write_error(exc: OSError, target: Path) -> TransferlabError:
                        f"({reason})")
 
 
-def serving_input_shape(info: dict[str, Any], run_id: str = "") -> tuple[int, ...]:
-    """The per-image uint8 input shape: (28, 28) for digits, (h, w, 3) for RGB."""
-    kind = info.get("input")
-    if kind == "digits28":
-        return (28, 28)
-    if kind == "rgb":
-        h, w = (int(s) for s in info["image_size"])
-        return (h, w, 3)
-    raise ModelError(f"expected model_info.json with input digits28 or rgb in run {run_id}, got {kind or 'none'}")
+def serving_input_shape(info: ModelInfo) -> tuple[int, ...]:
+    """The per-image uint8 input shape: (28, 28) for MNIST runs, (h, w, 3) for folder runs."""
+    return kind_named(info.kind).input_shape(info)
 
 
 # ---- writers ----
@@ -334,14 +330,14 @@ def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.Pa
         tf.saved_model.save(module, str(path), signatures={SERVING_KEY: module.serve})
     except (ValueError, TypeError, AssertionError) as exc:
         raise ModelError(f"expected a model that TensorFlow can save as a SavedModel, got "
-                         f"{type(exc).__name__}: {_one_line(exc)}") from exc
+                         f"{type(exc).__name__}: {first_line(exc, limit=300)}") from exc
     except tf.errors.OpError as exc:  # TensorFlow's own file writes: a full disk, a read-only folder
         raise _tf_write_error(exc, Path(path)) from exc
 
 
 def _tf_write_error(exc: Any, path: Path) -> OSError:
     """A TensorFlow file-system error as the OSError it stands for (so _Staging reports it in one line)."""
-    text = _one_line(exc)
+    text = first_line(exc, limit=300)
     for code, words in ((errno.ENOSPC, "No space left"), (errno.EDQUOT, "quota"), (errno.EROFS, "Read-only"),
                         (errno.EACCES, "Permission denied")):
         if words.lower() in text.lower():
@@ -377,7 +373,7 @@ def tflite_bytes(model: Any, input_shape: tuple[int, ...], quantization: str | N
             return bytes(converter.convert())
         except Exception as exc:  # the converter raises ConverterError and assorted others
             raise ModelError(f"expected a model the TFLite converter accepts, got {type(exc).__name__}: "
-                             f"{_one_line(exc)}") from exc
+                             f"{first_line(exc, limit=300)}") from exc
 
 
 def _quantize(converter: Any, quantization: str | None, representative: np.ndarray | None) -> None:
@@ -428,58 +424,69 @@ def run_export(fmt: str, path: str | os.PathLike[str], images: np.ndarray, batch
                                for i in range(0, len(images), batch)])
 
 
-def verification_images(store: RunStore, run_id: str, info: dict[str, Any]) -> np.ndarray:
-    """uint8 images to compare exports on: MNIST's first 1,000 test digits, or the run's evaluation split."""
-    if info.get("input") == "digits28":
-        from transferlab.core.data.mnist import load_mnist
-
-        return np.asarray(load_mnist().test_images[:VERIFY_LIMIT], dtype=np.uint8)
-    return _split_images(store, run_id, info, "eval", VERIFY_LIMIT)
-
-
-def _split_images(store: RunStore, run_id: str, info: dict[str, Any], part: str, limit: int) -> np.ndarray:
-    """Up to `limit` images of the run's split: "train", or "eval" (test, else validation, else train)."""
-    from transferlab.core.data.folders import DataSplit
-    from transferlab.core.data.images import load_rgb
-
-    data = store.read_json(run_id, "split.json")
-    if data is None:
-        raise DataError(f"expected split.json in run {run_id} to verify the export, got none")
-    split = DataSplit.from_dict(data)
-    items = split.train if part == "train" else split.test or split.val or split.train
-    if part == "train" and len(items) > limit:  # an even spread over the classes, not the first class only
-        items = [items[i] for i in np.linspace(0, len(items) - 1, limit).astype(int)]
-    size = tuple(int(s) for s in info["image_size"])
+def verification_images(store: RunStore, run_id: str, info: ModelInfo) -> np.ndarray:
+    """uint8 images to compare exports on: the first VERIFY_LIMIT samples of the evaluation set the run's kind
+    uses (MNIST: the test digits; folders: the test split, else validation, else training)."""
+    samples = parts_named(info.kind).evaluation_samples(store, run_id, None)
     images = []
-    for relative, _ in items[:limit]:
+    for sample_id in samples.ids[:VERIFY_LIMIT]:
         try:
-            images.append(load_rgb(Path(split.root) / relative, size, min_size=1))
+            images.append(samples.load(sample_id, info.image_size))
         except TransferlabError as exc:
-            logger.warning("export skips %s: %s", relative, exc)
+            logger.warning("verification skips %s: %s", sample_id, exc)
     if not images:
-        raise DataError(f"expected images of run {run_id}'s split under {split.root} for the export, got none")
+        raise DataError(f"expected evaluation images of run {run_id} (its split.json, under "
+                        f"{samples.root or 'its data folder'}) to verify the export, got none")
     return np.stack(images)
 
 
-def representative_images(store: RunStore, run_id: str, info: dict[str, Any]) -> np.ndarray:
-    """uint8 images from the run's training split (MNIST: training digits) to calibrate int8 quantization."""
-    if info.get("input") == "digits28":
-        from transferlab.core.data.mnist import load_mnist
-
-        train = load_mnist().train_images
-        picks = np.random.default_rng(0).choice(len(train), REPRESENTATIVE_LIMIT, replace=False)
-        return np.asarray(train[np.sort(picks)], dtype=np.uint8)
-    return _split_images(store, run_id, info, "train", REPRESENTATIVE_LIMIT)
+def representative_images(store: RunStore, run_id: str, info: ModelInfo) -> np.ndarray:
+    """Up to REPRESENTATIVE_LIMIT uint8 images spread evenly over the run's training samples (MNIST: the training
+    digits; folders: the training split), to calibrate int8 quantization."""
+    samples = parts_named(info.kind).training_samples(store, run_id)
+    picks = np.unique(np.linspace(0, len(samples.ids) - 1, min(REPRESENTATIVE_LIMIT, len(samples.ids))).astype(int))
+    images = []
+    for index in picks:
+        try:
+            images.append(samples.load(samples.ids[index], info.image_size))
+        except TransferlabError as exc:
+            logger.warning("the int8 calibration set skips %s: %s", samples.ids[index], exc)
+    if not images:
+        raise DataError(f"expected training images of run {run_id} to calibrate the int8 export, got none")
+    return np.stack(images)
 
 
 # ---- files ----
+
+def _target(store: RunStore, run_id: str, fmt: ExportFormat, out: str | os.PathLike[str] | None) -> Path:
+    if out is None:
+        return store.get(run_id).path / "exports" / EXPORT_FILE_NAMES[fmt]
+    target = Path(out).expanduser()
+    if fmt != "savedmodel" and target.is_dir():
+        return target / EXPORT_FILE_NAMES[fmt]
+    return target
+
+
+@contextlib.contextmanager
+def _atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temp folder beside `target`; on success it replaces `target` (the old one is removed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+            os.replace(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

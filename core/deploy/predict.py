@@ -4,10 +4,10 @@
     for p in classifier.classify(["cat.jpg", "broken.png"], top_k=3):
         print(p.file, p.error or f"{p.label} {p.probability:.1%}")
 
-The model is loaded once (RunStore.load_model, safe_mode) together with the run's model_info.json, which
-says how to feed it: "digits28" (MNIST: the image is prepared like an MNIST digit by core.digits) or "rgb"
-(the image is resized to the model's input size and passed as raw 0..255 values). A file that cannot be
-used gives a Prediction with a one-line `error`, never an exception.
+The model is loaded once (RunStore.load_model, safe_mode) together with the run's ModelInfo (model_info.json),
+whose run kind says how to feed it (transferlab.core.training.kinds: an MNIST run's image is prepared like an
+MNIST digit, a folder run's is resized to the model's input size and passed as raw 0..255 values). A file that
+cannot be used gives a Prediction with a one-line `error`, never an exception.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from transferlab.core.errors import ImageError, ModelError, TransferlabError
+from transferlab.core.errors import ModelError, TransferlabError, first_line
 from transferlab.core.runs.store import RunStore
+from transferlab.core.training.kinds import parts_named
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,11 @@ class Classifier:
     def __init__(self, run_id: str, store: RunStore | None = None) -> None:
         self.store = store or RunStore()
         self.run_id = self.store.resolve(run_id)
-        info = self.store.read_json(self.run_id, "model_info.json", default={}) or {}
-        self.input_kind: str = info.get("input", "")
-        if self.input_kind not in ("digits28", "rgb"):
-            raise ModelError(f"expected model_info.json with input digits28 or rgb in run {self.run_id}, "
-                             f"got {self.input_kind or 'none'}")
-        self.image_size: tuple[int, int] = tuple(int(s) for s in info.get("image_size", (28, 28)))  # type: ignore[assignment]
-        self.class_names: list[str] = [str(c) for c in info.get("class_names", [])]
+        self.info = self.store.model_info(self.run_id)
+        self._feed = parts_named(self.info.kind)
+        self.kind: str = self.info.kind
+        self.image_size: tuple[int, int] = self.info.image_size
+        self.class_names: list[str] = list(self.info.class_names)
         self.model = self.store.load_model(self.run_id)
         outputs = int(self.model.output_shape[-1])
         if outputs != len(self.class_names):
@@ -75,21 +74,16 @@ class Classifier:
                 errors.append("")
             except TransferlabError as exc:
                 seen.append(None)
-                errors.append(_one_line(exc))
+                errors.append(first_line(exc, limit=300))
             except (OSError, ValueError, MemoryError) as exc:  # anything PIL / numpy may still raise
                 seen.append(None)
-                errors.append(f"expected a usable image in {path}, got {type(exc).__name__}: {_one_line(exc)}")
+                errors.append(f"expected a usable image in {path}, got {type(exc).__name__}: "
+                              f"{first_line(exc, limit=300)}")
         return self._predict([str(p) for p in paths], seen, errors, top_k)
 
     def prepare_file(self, path: str | os.PathLike[str]) -> np.ndarray:
         """What the model sees for this file (uint8); raises ImageError for an unusable file."""
-        if self.input_kind == "digits28":
-            from transferlab.core.data.digits import prepare_digit  # lazily: only MNIST runs need it
-
-            return np.asarray(prepare_digit(path), dtype=np.uint8)
-        from transferlab.core.data.images import load_rgb
-
-        return load_rgb(path, self.image_size)
+        return self._feed.feed_file(self.info, path)
 
     # ---- arrays ----
 
@@ -106,37 +100,12 @@ class Classifier:
                 errors.append("")
             except TransferlabError as exc:
                 seen.append(None)
-                errors.append(_one_line(exc))
+                errors.append(first_line(exc, limit=300))
         return self._predict(names, seen, errors, top_k)
 
     def prepare_array(self, image: np.ndarray, name: str = "image") -> np.ndarray:
-        from PIL import Image
-
-        array = np.asarray(image)
-        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or min(
-                array.shape[:2]) < 1:
-            raise ImageError(f"expected an image array (H, W), (H, W, 3) or (H, W, 4) in {name}, "
-                             f"got shape {array.shape}")
-        if array.dtype != np.uint8:
-            array = np.clip(np.rint(array.astype(np.float64)), 0, 255).astype(np.uint8)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        pil = Image.fromarray(array)
-        if self.input_kind == "digits28":
-            from transferlab.core.data.digits import prepare_digit_array
-            from transferlab.core.data.images import to_gray_array
-
-            gray = to_gray_array(pil)
-            if gray.shape == (28, 28) and _looks_prepared(gray):
-                return gray
-            return np.asarray(prepare_digit_array(gray, name=name), dtype=np.uint8)
-        from transferlab.core.data.images import to_rgb_array
-
-        rgb = to_rgb_array(pil)
-        if rgb.shape[:2] != self.image_size:
-            resized = Image.fromarray(rgb).resize((self.image_size[1], self.image_size[0]), Image.Resampling.BICUBIC)
-            rgb = np.asarray(resized, dtype=np.uint8)
-        return rgb
+        """What the model sees for an in-memory image (uint8); raises ImageError for an unusable array."""
+        return self._feed.feed_array(self.info, image, name)
 
     # ---- internals ----
 
@@ -147,7 +116,8 @@ class Classifier:
     def _predict(self, names: list[str], seen: list[np.ndarray | None], errors: list[str],
                  top_k: int) -> list[Prediction]:
         ok = [i for i, s in enumerate(seen) if s is not None]
-        probabilities = self.probabilities(np.stack([seen[i] for i in ok])) if ok else np.zeros((0, 0))
+        prepared = [s for s in seen if s is not None]
+        probabilities = self.probabilities(np.stack(prepared)) if prepared else np.zeros((0, 0))
         results: list[Prediction] = [Prediction(file=name, error=error) for name, error in zip(names, errors,
                                                                                                 strict=True)]
         k = max(1, min(int(top_k), len(self.class_names)))
@@ -159,16 +129,4 @@ class Classifier:
         return results
 
     def describe(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "input": self.input_kind, "image_size": list(self.image_size),
-                "class_names": list(self.class_names)}
-
-
-def _looks_prepared(gray: np.ndarray) -> bool:
-    """A 28×28 array that is already an MNIST-style digit: dark background (border mostly black)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(border.mean()) < 10.0
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+        return {"run_id": self.run_id, **self.info.to_json()}

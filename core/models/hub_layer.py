@@ -250,7 +250,8 @@ def check_feature_module(module: Any, handle: str) -> tuple[tuple[int, int], int
                          f"at {handle}, got {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
     shape = tuple(getattr(output, "shape", ()))
     dtype = getattr(output, "dtype", None)
-    if not (isinstance(output, tf.Tensor) and len(shape) == 2 and shape[0] == 2 and dtype.is_floating):
+    if not (isinstance(output, tf.Tensor) and len(shape) == 2 and shape[0] == 2 and dtype is not None
+            and dtype.is_floating):
         got = f"{type(output).__name__} {list(shape)} {getattr(dtype, 'name', '')}".strip()
         raise ModelError(f"expected a feature-vector model returning float [batch, features] at {handle}, "
                          f"got {got}")
@@ -329,11 +330,11 @@ class HubFeatureLayer(keras.layers.Layer):
 
     @property
     def trainable(self) -> bool:
-        return self._trainable
+        return bool(self._trainable)
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        keras.layers.Layer.trainable.fset(self, value)  # type: ignore[attr-defined]
+        keras.layers.Layer.trainable.fset(self, value)
         self._apply_trainable()
 
     def set_unfreeze(self, unfreeze: int | str | None) -> None:

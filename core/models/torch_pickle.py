@@ -93,7 +93,7 @@ def _rebuild_parameter(data: Any, *_ignored: Any) -> Any:
     return data
 
 
-def _make_ordered_dict(*args: Any) -> collections.OrderedDict:
+def _make_ordered_dict(*args: Any) -> collections.OrderedDict[Any, Any]:
     return collections.OrderedDict(*args)
 
 
@@ -265,7 +265,7 @@ def _storage_refs(obj: Any, source: str) -> dict[str, _StorageRef]:
     return refs
 
 
-def _materialize(obj: dict, storages: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def _materialize(obj: dict[str, Any], storages: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     result: dict[str, np.ndarray] = {}
     for name, ref in obj.items():
         storage = storages.get(ref.storage.key)

@@ -23,6 +23,7 @@ a link. Deleting moves a run into `<store>/.trash/` (hidden from the list; `rest
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -40,6 +41,8 @@ from transferlab.core import processes
 from transferlab.core.atomic import atomic_target, fsync_dir, remove_stale_temps, temp_sibling, write_json_atomic
 from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
 from transferlab.core.errors import ConfigError, RunStoreError, TransferlabError, first_line
+from transferlab.core.kinds import KINDS, kind_of, stored_title
+from transferlab.core.records import EvaluationReport, HistoryRow, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +91,18 @@ class RunInfo:
         return self.status == "damaged"
 
     @property
+    def report(self) -> EvaluationReport | None:
+        """The stored evaluation (metrics.json), typed; None when the run has none."""
+        return EvaluationReport.from_json(self.metrics) if self.metrics else None
+
+    @property
     def has_model(self) -> bool:
         return not self.damaged and (self.path / "model.keras").is_file()
 
     def title(self) -> str:
-        """A short human label, e.g. 'mnist fast' or 'folder frozen (flowers)'."""
-        if self.kind == "mnist":
-            label = f"mnist {self.config.get('model', '?')}"
-        elif self.kind == "folder":
-            label = f"{Path(str(self.config.get('data_dir', '?'))).name} {self.config.get('mode', '?')}"
+        """A short human label, e.g. 'mnist fast' or 'flowers frozen' (after the run's name, when it has one)."""
+        if self.kind in KINDS:
+            label = stored_title(self.kind, self.config)
         else:
             label = "damaged run" if self.damaged else str(self.kind)
         return f"{self.name} — {label}" if self.name else label
@@ -170,11 +176,22 @@ class RunStore:
         current.update(status=status, reason=reason, updated=time.time())
         write_json_atomic(path / "status.json", current)
 
-    def write_history(self, run_id: str, history: list[dict[str, Any]]) -> None:
+    def write_history(self, run_id: str, history: builtins.list[HistoryRow]) -> None:
         write_json_atomic(self.locate(run_id) / "history.json", history)
 
     def write_json(self, run_id: str, filename: str, obj: Any) -> None:
         write_json_atomic(self.locate(run_id) / _plain_name(filename), obj)
+
+    def write_model_info(self, run_id: str, info: ModelInfo) -> None:
+        self.write_json(run_id, "model_info.json", info.to_json())
+
+    def model_info(self, run_id: str) -> ModelInfo:
+        """How to feed the run's model (model_info.json, also as older versions wrote it)."""
+        data = self.read_json(run_id, "model_info.json")
+        if not isinstance(data, dict):
+            raise RunStoreError(f"expected model_info.json in run {run_id}, got "
+                                f"{'none' if data is None else type(data).__name__}")
+        return ModelInfo.from_json(data, where=f"model_info.json of run {run_id}")
 
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
         """Save atomically and durably (a temp file, fsynced, renamed over the target, the folder fsynced), after
@@ -189,7 +206,7 @@ class RunStore:
 
     # ---- reading ----
 
-    def list(self) -> list[RunInfo]:
+    def list(self) -> builtins.list[RunInfo]:
         """All runs, newest first; damaged ones too (status "damaged", the reason in `reason`)."""
         self._clean_once()
         runs = []
@@ -246,9 +263,9 @@ class RunStore:
             raise RunStoreError(f"expected a run id from '{listing}', got {name!r} (no such run in {where})")
         raise RunStoreError(f"expected a unique run id, got {name!r}, which matches {len(matches)} runs")
 
-    def history(self, run_id: str) -> list[dict[str, Any]]:
+    def history(self, run_id: str) -> builtins.list[HistoryRow]:
         path = self.locate(run_id)
-        history = self._typed(path, "history.json", default=[])
+        history: builtins.list[HistoryRow] = self._typed(path, "history.json", default=[])
         problems = _history_problems(history)
         if problems:
             raise RunStoreError(f"run {path.name} is damaged: {problems[0]}")
@@ -282,10 +299,11 @@ class RunStore:
         import keras
 
         import transferlab.core.models.custom_objects  # noqa: F401  registers the custom layers stored models may contain
+        from transferlab.core.models.building import building_models
 
         path = self.model_path(run_id)
         try:
-            with self.pinned_backbones(run_id):
+            with building_models(), self.pinned_backbones(run_id):
                 return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
             refusal = _transferlab_cause(exc)  # Keras wraps a layer's errors in TypeErrors; ours says it better
@@ -376,7 +394,7 @@ class RunStore:
 
     # ---- compare ----
 
-    def compare(self, run_ids: list[str]) -> dict[str, Any]:
+    def compare(self, run_ids: builtins.list[str]) -> dict[str, Any]:
         """Config differences and metrics side by side for two or more runs."""
         if len(run_ids) < 2:
             raise ConfigError(f"expected two or more runs to compare, got {len(run_ids)}")
@@ -423,7 +441,7 @@ class RunStore:
                                 f"{exc.strerror or exc}") from exc
 
     def _new_run_folder(self, config: RunConfig, now: float) -> Path:
-        tag = config.model if config.kind == "mnist" else config.mode
+        tag = kind_of(config).tag(config)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
         for attempt in range(_CREATE_ATTEMPTS):
             run_id = f"{stamp}-{config.kind}-{tag}-{secrets.token_hex(2)}" + (f"-{attempt + 1}" if attempt else "")

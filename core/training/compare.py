@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from transferlab.core.config import FolderConfig
 from transferlab.core.events import Reporter
+from transferlab.core.records import ClassDifference, Comparison, EvaluationReport, RunEntry
 from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
 from transferlab.core.training.jobs import RunResult, StopRequested
@@ -16,7 +16,7 @@ from transferlab.core.training.preflight import Checked
 
 def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | None = None,
                             stop: StopFlag | None = None, store: RunStore | None = None, *,
-                            checked: Checked | None = None) -> dict[str, Any]:
+                            checked: Checked | None = None) -> Comparison:
     """Train a frozen run, then a fine-tuned one on exactly the same split and seed, and compare them.
 
     The fine-tuned run reuses the frozen run's split (split_from_run) and starts from its trained head
@@ -26,57 +26,40 @@ def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | No
     FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate is set). If the frozen
     run does not finish with a model, the fine-tuned run is not started (its run_id stays None).
 
-    Returns plain data: {"frozen": {run_id, status, reason, history, metrics}, "finetune": {...same},
+    `Comparison.to_json()` is {"frozen": {run_id, status, reason, history, metrics}, "finetune": {...same},
     "per_class": [{class, support, frozen_precision, finetune_precision, precision_diff, ... recall, f1}],
     "differences": {"accuracy": finetune - frozen, "loss": ...}}.
     """
     store = store or RunStore()
     stop = stop or StopFlag()
     frozen_config = dataclasses.replace(folder_config, mode="frozen", init_from_run=None)
-    not_started: dict[str, Any] = {"run_id": None, "status": None, "reason": "", "history": [], "metrics": {}}
-    result: dict[str, Any] = {"frozen": dict(not_started), "finetune": dict(not_started), "per_class": [],
-                              "differences": {}}
     if checked is None:  # bad input (e.g. --unfreeze beyond the backbone) is refused before either run exists
         try:
             checked = preflight(frozen_config, store, reporter, stop)
         except StopRequested as exc:
-            result["frozen"].update(status="stopped", reason=str(exc) or "stopped by user")
-            return result
+            return Comparison(RunEntry(run_id=None, status="stopped", reason=str(exc) or "stopped by user"),
+                              RunEntry(run_id=None, status=None, reason="not started: stopped while checking"))
     frozen = run_training(frozen_config, reporter, stop, store=store, checked=checked)
-    result["frozen"] = _run_entry(frozen)
-    if frozen.status != "finished" or not frozen.metrics:
-        result["finetune"]["reason"] = f"not started: the frozen run {frozen.status} ({frozen.reason})"
-        return result
+    if frozen.status != "finished" or frozen.report is None:
+        reason = f"not started: the frozen run {frozen.status} ({frozen.reason})"
+        return Comparison(_run_entry(frozen), RunEntry(run_id=None, status=None, reason=reason))
     finetune_config = dataclasses.replace(folder_config, mode="finetune", split_from_run=frozen.run_id,
                                           init_from_run=frozen.run_id)
     tuned = run_training(finetune_config, reporter, stop, store=store, checked=checked)
-    result["finetune"] = _run_entry(tuned)
-    if tuned.metrics:
-        result["per_class"] = per_class_differences(frozen.metrics, tuned.metrics)
-        result["differences"] = {key: tuned.metrics[key] - frozen.metrics[key] for key in ("accuracy", "loss")
-                                 if isinstance(frozen.metrics.get(key), float)
-                                 and isinstance(tuned.metrics.get(key), float)}
-    return result
+    if tuned.report is None:
+        return Comparison(_run_entry(frozen), _run_entry(tuned))
+    return Comparison(_run_entry(frozen), _run_entry(tuned), per_class_differences(frozen.report, tuned.report),
+                      {"accuracy": tuned.report.accuracy - frozen.report.accuracy,
+                       "loss": tuned.report.loss - frozen.report.loss})
 
 
-def _run_entry(result: RunResult) -> dict[str, Any]:
-    return {"run_id": result.run_id, "status": result.status, "reason": result.reason,
-            "history": list(result.history), "metrics": dict(result.metrics)}
+def _run_entry(result: RunResult) -> RunEntry:
+    return RunEntry(result.run_id, result.status, result.reason, tuple(result.history), result.report)
 
 
-def per_class_differences(frozen: dict[str, Any], tuned: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per class: precision / recall / F1 of both runs and fine-tuned minus frozen."""
-    rows = []
-    theirs = {row["class"]: row for row in tuned.get("per_class", [])}
-    for row in frozen.get("per_class", []):
-        other = theirs.get(row["class"])
-        if other is None:
-            continue
-        entry: dict[str, Any] = {"class": row["class"], "support": row["support"]}
-        for key in ("precision", "recall", "f1"):
-            entry[f"frozen_{key}"] = row[key]
-            entry[f"finetune_{key}"] = other[key]
-            entry[f"{key}_diff"] = other[key] - row[key]
-        rows.append(entry)
-    return rows
-
+def per_class_differences(frozen: EvaluationReport, tuned: EvaluationReport) -> tuple[ClassDifference, ...]:
+    """Per class in both reports: precision / recall / F1 of both runs (fine-tuned minus frozen in JSON)."""
+    theirs = {row.name: row for row in tuned.per_class}
+    return tuple(ClassDifference(row.name, row.support, (row.precision, row.recall, row.f1),
+                                 (other.precision, other.recall, other.f1))
+                 for row in frozen.per_class if (other := theirs.get(row.name)) is not None)

@@ -46,6 +46,7 @@ from transferlab.core.data.folders import (
 )
 from transferlab.core.errors import DataError
 from transferlab.core.models.backbones import resolve_backbone
+from transferlab.core.models.building import building_models
 from transferlab.core.models.transfer import (
     EXTRACT_BATCH,
     array_dataset,
@@ -57,6 +58,7 @@ from transferlab.core.models.transfer import (
     inference_function,
     run_once,
 )
+from transferlab.core.records import DataSummary, EvaluationReport, ModelInfo
 from transferlab.core.runs.lineage import copy_head_from_run, load_run_split
 from transferlab.core.training.jobs import JobContext, Prepared
 from transferlab.core.training.preflight import Checked
@@ -96,7 +98,13 @@ class FolderJob:
         self._eval_part = "test" if split.test else "val" if split.val else "train"
 
         ctx.phase("loading backbone", 0, 1)
-        backbone = resolve_backbone(config.backbone)
+        bottom: keras.Model | None
+        with building_models():  # only the models: the backbone's weights, its parts, the head
+            backbone = resolve_backbone(config.backbone)
+            bottom, top = backbone_parts(backbone, config)
+            head = build_head(backbone.info.feature_dim, n_classes, config.dropout)
+            if config.init_from_run:
+                copy_head_from_run(ctx.store, config.init_from_run, head, split.class_names, config.backbone)
         info = backbone.info
         image_size = (int(info.input_size[0]), int(info.input_size[1]))
         ctx.phase("loading backbone", 1, 1)
@@ -105,65 +113,49 @@ class FolderJob:
         weights = class_weights(labels, n_classes, config.class_weights)
         learning_rate = config.fit.learning_rate or default_learning_rate(config)
 
-        bottom: keras.Model | None
-        bottom, top = backbone_parts(backbone, config)
-        head = build_head(info.feature_dim, n_classes, config.dropout)
-        if config.init_from_run:
-            copy_head_from_run(ctx.store, config.init_from_run, head, split.class_names, config.backbone)
-
-        cached = not config.augment and bottom is not None
-        if cached:
-            assert bottom is not None
-            prepared = self._prepare_cached(ctx, split, image_size, bottom, top, head)
-            training = ("cached features: each image goes through the frozen backbone once, then only the head "
-                        "is fitted") if top is None else (
-                "cached activations: each image goes through the frozen bottom of the backbone once, then only "
-                "the unfrozen top blocks and the head are fitted")
-        else:
-            prepared = self._prepare_end_to_end(split, image_size, [p for p in (bottom, top) if p is not None],
-                                                head)
-            training = "end to end: the backbone runs on every image, every epoch"
-
-        summary: dict[str, Any] = {
-            **scan_summary, "kind": "folder", "classes": list(split.class_names),
-            "train_samples": len(split.train), "validation_samples": len(split.val),
-            "test_samples": len(split.test), "train_split_counts": list(split.counts("train")),
-            "validation_split_counts": list(split.counts("val")), "test_split_counts": list(split.counts("test")),
-            "split": split.extra.get("source", ""), "eval_set": _EVAL_SET_NAMES[self._eval_part],
+        details: dict[str, Any] = {
+            **scan_summary, "validation_split_counts": list(split.counts("val")),
+            "test_split_counts": list(split.counts("test")), "split": split.extra.get("source", ""),
             "class_weights": None if weights is None else {split.class_names[k]: round(v, 4)
                                                            for k, v in weights.items()},
             "backbone": dict(spec=info.spec, name=info.name, input_size=list(image_size),
                              feature_dim=int(info.feature_dim)),
-            "mode": config.mode, "augment": config.augment, "training": training,
+            "mode": config.mode,
         }
         if config.mode == "finetune":
-            summary["unfreeze"] = config.unfreeze
-            summary["learning_rate"] = learning_rate
+            details["unfreeze"] = config.unfreeze
+            details["learning_rate"] = learning_rate
         if config.init_from_run:
-            summary["init_from_run"] = config.init_from_run
-        if config.augment:
-            summary["note"] = AUGMENTATION_NOTE
-        return dataclasses.replace(
-            prepared, data_summary=summary, class_weight=weights, learning_rate=learning_rate,
-            model_info={"input": "rgb", "image_size": list(image_size), "class_names": list(split.class_names),
-                        "backbone": info.spec})
+            details["init_from_run"] = config.init_from_run
+        details.pop("classes", None)
+        summary = DataSummary(
+            kind=config.kind, classes=tuple(split.class_names), train_samples=len(split.train),
+            validation_samples=len(split.val), test_samples=len(split.test),
+            train_split_counts=tuple(split.counts("train")), augment=config.augment,
+            eval_set=_EVAL_SET_NAMES[self._eval_part], training=_training_text(config, bottom, top),
+            note=AUGMENTATION_NOTE if config.augment else "", details=details)
+        model_info = ModelInfo(config.kind, image_size, tuple(split.class_names), info.spec)
 
-    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]:
+        if not config.augment and bottom is not None:
+            prepared = self._prepare_cached(ctx, split, image_size, bottom, top, head, summary, model_info)
+        else:
+            prepared = self._prepare_end_to_end(split, image_size, [p for p in (bottom, top) if p is not None],
+                                                head, summary, model_info)
+        return dataclasses.replace(prepared, class_weight=weights, learning_rate=learning_rate)
+
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> EvaluationReport:
         assert self.split is not None
         items = getattr(self.split, self._eval_part)
         if self._eval_cache is not None and self._fitted is not None:
             inputs, labels = self._eval_cache
             probabilities = self._fitted.predict(array_dataset(inputs, labels, 256), verbose=0)
         else:
-            image_size = tuple(int(s) for s in model.input_shape[1:3])
+            image_size = (int(model.input_shape[1]), int(model.input_shape[2]))
             dataset = make_dataset(self.split.root, items, image_size, EXTRACT_BATCH, cache=False)
             labels = np.array([i for _, i in items], dtype=np.int32)
             probabilities = model.predict(dataset, verbose=0)
-        report = classification_report(labels, probabilities, self.split.class_names,
-                                       sample_ids=[p for p, _ in items])
-        prefix = {"val": "val", "test": "test", "train": "train"}[self._eval_part]
-        return {"eval_set": _EVAL_SET_NAMES[self._eval_part], f"{prefix}_accuracy": report["accuracy"],
-                f"{prefix}_loss": report["loss"], **report}
+        return classification_report(labels, probabilities, self.split.class_names,
+                                     eval_set=_EVAL_SET_NAMES[self._eval_part], sample_ids=[p for p, _ in items])
 
     # ---- data ----
 
@@ -198,7 +190,8 @@ class FolderJob:
         return split, summary
 
     def _prepare_cached(self, ctx: JobContext, split: DataSplit, image_size: tuple[int, int],
-                        bottom: keras.Model, top: keras.Model | None, head: keras.Sequential) -> Prepared:
+                        bottom: keras.Model, top: keras.Model | None, head: keras.Sequential,
+                        summary: DataSummary, model_info: ModelInfo) -> Prepared:
         fit = self.config.fit
         phase = "extracting features" if top is None else "caching activations"
         parts = {part: getattr(split, part) for part in ("train", "val", "test") if getattr(split, part)}
@@ -212,35 +205,46 @@ class FolderJob:
         train_x, train_y = cache["train"]
         train = array_dataset(train_x, train_y, fit.batch_size, shuffle=True, seed=fit.seed)
         val = array_dataset(*cache["val"], 256) if "val" in cache else None
-        fitted = head if top is None else chain(train_x.shape[1:], [top], head, "top_and_head")
+        with building_models():
+            fitted = head if top is None else chain(train_x.shape[1:], [top], head, "top_and_head")
+            full = compose(image_size, [bottom] if top is None else [bottom, top], head)
         self._fitted, self._eval_cache = fitted, cache[self._eval_part]
-        full_parts = [bottom] if top is None else [bottom, top]
-        full = compose(image_size, full_parts, head)
 
         def finalize(model: keras.Model) -> keras.Model:
             return full  # shares its layers (and trained weights) with the fitted model
 
         return Prepared(model=fitted, train=train, val=val, steps_per_epoch=-(-len(train_y) // fit.batch_size),
-                        data_summary={}, summary_model=full, finalize=finalize)
+                        data_summary=summary, model_info=model_info, summary_model=full, finalize=finalize)
 
     def _prepare_end_to_end(self, split: DataSplit, image_size: tuple[int, int], parts: list[keras.Model],
-                            head: keras.Sequential) -> Prepared:
+                            head: keras.Sequential, summary: DataSummary, model_info: ModelInfo) -> Prepared:
         fit = self.config.fit
         train = make_dataset(split.root, split.train, image_size, fit.batch_size, shuffle=True, seed=fit.seed,
                              cache=len(split.train) <= 2000)
         val = make_dataset(split.root, split.val, image_size, EXTRACT_BATCH) if split.val else None
-        augmenter = augmentation_layers(fit.seed) if self.config.augment else None
-        model = compose(image_size, parts, head, augmenter=augmenter)
-        full = compose(image_size, parts, head) if augmenter is not None else model
+        with building_models():
+            augmenter = augmentation_layers(fit.seed) if self.config.augment else None
+            model = compose(image_size, parts, head, augmenter=augmenter)
+            full = compose(image_size, parts, head) if augmenter is not None else model
 
         def finalize(trained: keras.Model) -> keras.Model:
             return full  # without the augmentation layers; same trained layers
 
         return Prepared(model=model, train=train, val=val, steps_per_epoch=-(-len(split.train) // fit.batch_size),
-                        data_summary={}, summary_model=model, finalize=finalize)
+                        data_summary=summary, model_info=model_info, summary_model=model, finalize=finalize)
 
 
 _EVAL_SET_NAMES = {"val": "validation", "test": "test", "train": "train"}
+
+
+def _training_text(config: FolderConfig, bottom: keras.Model | None, top: keras.Model | None) -> str:
+    """How the run trains, for the data summary."""
+    if config.augment or bottom is None:
+        return "end to end: the backbone runs on every image, every epoch"
+    if top is None:
+        return "cached features: each image goes through the frozen backbone once, then only the head is fitted"
+    return ("cached activations: each image goes through the frozen bottom of the backbone once, then only the "
+            "unfrozen top blocks and the head are fitted")
 
 
 def _check_same_classes(expected: Sequence[str], got: Sequence[str], what: str, where: str) -> None:

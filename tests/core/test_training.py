@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.config import mnist_preset
 from transferlab.core.events import BatchProgress, EpochEnded, EventLog, PhaseProgress, RunFinished, RunStarted
 from transferlab.core.models.mnist import build_mnist_model
+from transferlab.core.records import DataSummary, EvaluationReport, ModelInfo
 from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
 from transferlab.core.training.jobs import JobContext, Prepared
@@ -22,6 +24,18 @@ from transferlab.core.training.loop import run_training
 @pytest.fixture()
 def store(tmp_path) -> RunStore:
     return RunStore(tmp_path / "runs")
+
+
+TWO_CLASSES = ("no", "yes")
+
+
+def _fake_prepared(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None, steps: int,
+                   samples: int) -> Prepared:
+    """What a fake job on a tiny two-class problem hands the loop."""
+    summary = DataSummary(kind="mnist", classes=TWO_CLASSES, train_samples=samples, validation_samples=0,
+                          test_samples=0, train_split_counts=(0, 0), augment=False)
+    return Prepared(model=model, train=train, val=val, steps_per_epoch=steps, data_summary=summary,
+                    model_info=ModelInfo("mnist", (28, 28), TWO_CLASSES))
 
 
 def test_cnn_learns_on_2000_digits_and_reports_every_epoch(store):
@@ -37,7 +51,7 @@ def test_cnn_learns_on_2000_digits_and_reports_every_epoch(store):
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(epochs[0].metrics)
     started = log.of_type(RunStarted)[0]
     assert started.model_summary.trainable_params == build_mnist_model("cnn").count_params()
-    assert started.data_summary["train_samples"] == 1400  # 30 % of 2,000 held out for validation
+    assert started.data_summary.train_samples == 1400  # 30 % of 2,000 held out for validation
     stored = store.get(result.run_id)
     assert stored.status == "finished" and stored.epochs_done == 2 and stored.has_model
     assert store.history(result.run_id)[1]["val_accuracy"] == pytest.approx(epochs[1].metrics["val_accuracy"])
@@ -98,10 +112,10 @@ class _NanJob:
         y = np.zeros(64, dtype=np.int32)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
         train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-        return Prepared(model=model, train=train, val=None, steps_per_epoch=4, data_summary={})
+        return _fake_prepared(model, train, None, 4, 64)
 
-    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict:
-        return {}
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> EvaluationReport:
+        raise AssertionError("a run whose loss is NaN is never evaluated")
 
 
 def test_nan_loss_stops_and_reports(store):
@@ -151,10 +165,11 @@ class _OverfitJob:
         model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
         train = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
         val = tf.data.Dataset.from_tensor_slices((x, 1 - y)).batch(512)
-        return Prepared(model=model, train=train, val=val, steps_per_epoch=8, data_summary={})
+        self.x, self.y = x, y
+        return _fake_prepared(model, train, val, 8, 512)
 
-    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict:
-        return {}
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> EvaluationReport:
+        return classification_report(self.y, model.predict(self.x, verbose=0), TWO_CLASSES, eval_set="train")
 
 
 def test_early_stopping_on_val_loss(store):

@@ -77,7 +77,7 @@ def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, h
     extracting = [e for e in log.of_type(PhaseProgress) if e.phase == "extracting features"]
     assert extracting[0].done == 0 and extracting[-1].done == extracting[-1].total >= 2
     started = log.of_type(RunStarted)[0]
-    assert "cached features" in started.data_summary["training"]
+    assert "cached features" in started.data_summary.training
     assert {"head", "hub_extractor"} <= {name for name, *_ in started.model_summary.layers}
 
     # Learned: generated classes are easy, chance is 1/3. Evaluated on the held-out test split.
@@ -92,7 +92,7 @@ def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, h
     assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and sum(map(len, parts)) == 36
     assert [sum(1 for _, i in split["test"] if i == k) for k in range(3)] == [2, 2, 2]
     info = store.read_json(result.run_id, "model_info.json")
-    assert info == {"input": "rgb", "image_size": [32, 32], "class_names": sorted(CLASSES),
+    assert info == {"kind": "folder", "image_size": [32, 32], "class_names": sorted(CLASSES),
                     "backbone": str(hub_model)}
     data = store.read_json(result.run_id, "summary.json")["data"]
     assert (data["train_samples"], data["validation_samples"], data["test_samples"]) == (21, 9, 6)
@@ -131,7 +131,7 @@ def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path,
                           store=store)
     assert result.status == "finished", result.reason
     summary = log.of_type(RunStarted)[0].data_summary
-    assert summary["note"] == AUGMENTATION_NOTE and summary["training"].startswith("end to end")
+    assert summary.note == AUGMENTATION_NOTE and summary.training.startswith("end to end")
     assert "extracting features" not in _phases(log)
     assert "augmentation" in {name for name, *_ in log.of_type(RunStarted)[0].model_summary.layers}
     model = store.load_model(result.run_id)  # stored without the (training-only) augmentation layers
@@ -142,7 +142,9 @@ def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path,
 def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: Path, store: RunStore) -> None:
     config = dataclasses.replace(_config(folder, hub_model, unfreeze=1),
                                  fit=dataclasses.replace(FAST, epochs=4))
-    report = compare_frozen_finetune(config, store=store)
+    comparison = compare_frozen_finetune(config, store=store)
+    assert comparison.run_ids == [comparison.frozen.run_id, comparison.finetune.run_id]
+    report = comparison.to_json()  # what `transferlab compare --json` prints
     frozen, tuned = report["frozen"]["run_id"], report["finetune"]["run_id"]
     assert report["frozen"]["status"] == report["finetune"]["status"] == "finished", report
     splits = [store.read_json(run, "split.json") for run in (frozen, tuned)]
@@ -208,7 +210,7 @@ def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store:
     result = run_training(_config(root, hub_model, fit=dataclasses.replace(FAST, validation_split=0.3)), log,
                           store=store)
     assert result.status == "finished", result.reason
-    skipped = {item["path"]: item["reason"] for item in log.of_type(RunStarted)[0].data_summary["skipped"]}
+    skipped = {item["path"]: item["reason"] for item in log.of_type(RunStarted)[0].data_summary.details["skipped"]}
     assert len(skipped) == len(broken) + 2
     assert "got 1×1" in skipped["écureuil 🐿/pixel 1x1.png"]
     assert "expected an image of at most" in skipped["écureuil 🐿/huge 40000.png"]
@@ -260,7 +262,7 @@ def test_efficientnet_finetune_caches_the_cut_point(tmp_path: Path, store: RunSt
     result = run_training(FolderConfig(data_dir=str(root), mode="finetune", unfreeze=2, fit=fit), log, store=store)
     assert result.status == "finished", result.reason
     assert "caching activations" in _phases(log) and "extracting features" not in _phases(log)
-    assert "cached activations" in log.of_type(RunStarted)[0].data_summary["training"]
+    assert "cached activations" in log.of_type(RunStarted)[0].data_summary.training
     model = store.load_model(result.run_id)
     assert [layer.name for layer in model.layers] == ["image", "efficientnet_lite0_bottom", "efficientnet_lite0_top",
                                                       "head"]

@@ -73,17 +73,16 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     """Two small MNIST runs (different learning rates), trained once headless; tests only read them."""
     from transferlab.core.config import mnist_preset
     from transferlab.core.training.loop import run_training
-    from transferlab.gui.worker import KERAS_LOCK, lower_thread_priority
+    from transferlab.gui.worker import lower_thread_priority
 
     store = RunStore(tmp_path_factory.mktemp("trained") / "runs")
     results = []
 
     def train() -> None:  # like the GUI: on a worker thread at low priority (TF's thread pools inherit it)
         lower_thread_priority()
-        with KERAS_LOCK:  # like every GUI task that builds a model
-            for learning_rate in (1e-3, 3e-3):
-                results.append(run_training(mnist_preset("ann", train_limit=600, test_limit=300, epochs=2,
-                                                         learning_rate=learning_rate), store=store))
+        for learning_rate in (1e-3, 3e-3):  # the engine takes its Keras build lock itself
+            results.append(run_training(mnist_preset("ann", train_limit=600, test_limit=300, epochs=2,
+                                                     learning_rate=learning_rate), store=store))
 
     thread = threading.Thread(target=train)
     thread.start()

@@ -91,7 +91,8 @@ def test_results_confusion_cells_list_their_images(qtbot, make_window, trained_s
     with qtbot.waitSignal(window.results_panel.shown, timeout=30000):
         window.show_results(run_id)
     panel = window.results_panel
-    matrix = np.asarray(panel.data["metrics"]["confusion_matrix"])
+    assert panel.results is not None and panel.results.report is not None
+    matrix = np.asarray(panel.results.report.confusion_matrix)
     assert panel.misclassified.count() == min(120, int(matrix.sum() - np.trace(matrix)))
     off = np.argwhere((matrix > 0) & ~np.eye(len(matrix), dtype=bool))[0]
     panel.show_cell(int(off[0]), int(off[1]))
@@ -204,9 +205,8 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     with qtbot.waitSignal(window.trainingFinished, timeout=120000) as done:
         qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
     result = done.args[0]
-    assert result["frozen"]["status"] == "finished" and result["finetune"]["status"] == "finished"
-    assert sorted(window.runs_panel.selected_ids()) == sorted([result["frozen"]["run_id"],
-                                                              result["finetune"]["run_id"]])
+    assert result.frozen.status == "finished" and result.finetune.status == "finished"
+    assert sorted(window.runs_panel.selected_ids()) == sorted(result.run_ids)
     assert window.tabs.currentWidget() is window.runs_panel
     rows = [window.runs_panel.config_table.verticalHeaderItem(r).text()
             for r in range(window.runs_panel.config_table.rowCount())]
