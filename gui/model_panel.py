@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -38,8 +39,9 @@ from transferlab.core.config import (
     MnistConfig,
     mnist_preset,
 )
+from transferlab.core.stopping import StopFlag
 from transferlab.gui.widgets import html_text
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.worker import KERAS_LOCK, TaskCancelled, TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +51,33 @@ BUNDLED_BACKBONES = ("efficientnet-lite0",)
 SUMMARY_DELAY_MS = 250
 
 
-def mnist_summary(model: str) -> Any:
+def mnist_summary(model: str, stop: StopFlag) -> Any:
     """Worker: build the MNIST model and summarize it (imports TensorFlow)."""
     from transferlab.core.models.mnist import build_mnist_model
     from transferlab.core.models.summary import summarize_model
 
     with KERAS_LOCK:
+        _check_wanted(stop)
         return summarize_model(build_mnist_model(model))
 
 
-def folder_summary(spec: str, mode: str, unfreeze: int | str, n_classes: int) -> Any:
+def folder_summary(spec: str, mode: str, unfreeze: int | str, n_classes: int, stop: StopFlag) -> Any:
     """Worker: the backbone's description and a summary of the whole model the run will train."""
     from transferlab.core.models.backbones import resolve_backbone
     from transferlab.core.models.summary import summarize_model
     from transferlab.core.models.transfer import preview_model
 
     with KERAS_LOCK:
+        _check_wanted(stop)
         info = resolve_backbone(spec).info
         config = FolderConfig(data_dir="preview", backbone=spec, mode=mode, unfreeze=unfreeze)
         return info, summarize_model(preview_model(config, n_classes))
+
+
+def _check_wanted(stop: StopFlag) -> None:
+    """A summary superseded while it waited for the Keras lock is not built."""
+    if stop.requested:
+        raise TaskCancelled(stop.reason)
 
 
 class ModelPanel(QWidget):
@@ -81,7 +91,7 @@ class ModelPanel(QWidget):
         self.summary: Any = None
         self._summary_cache: dict[tuple[str, str], Any] = {}
         self._summary_key: tuple[str, str] | None = None
-        self._tasks: list[Task] = []
+        self.tasks = TaskGroup(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SUMMARY_DELAY_MS)
@@ -323,6 +333,7 @@ class ModelPanel(QWidget):
     def shutdown(self) -> None:
         """No more summaries (the window is closing)."""
         self._timer.stop()
+        self.tasks.cancel("model-summary", "the window was closed")
         self.setEnabled(False)
 
     def refresh_summary(self) -> None:
@@ -331,6 +342,7 @@ class ModelPanel(QWidget):
             "finetune" if self.finetune_radio.isChecked() else "frozen",
             "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value(), self.class_count)
         self._summary_key = key
+        self.tasks.cancel("model-summary")  # this request supersedes any summary still being built
         if key in self._summary_cache:
             self._show_summary(key, self._summary_cache[key])
             return
@@ -338,29 +350,26 @@ class ModelPanel(QWidget):
             self.summary_label.setText("Choose a backbone.")
             return
         self.summary_label.setText("Building the model summary…")
-        fn = (lambda _r, _s: mnist_summary(key[1])) if key[0] == "mnist" else (
-            lambda _r, _s: folder_summary(*key[1:]))
-        task = Task(fn, "model-summary", owner=self)
-        task.returned.connect(lambda result: self._on_summary(key, result))
-        task.errored.connect(lambda error: self._on_summary_error(key, error))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        fn = (lambda _report, stop: mnist_summary(key[1], stop)) if key[0] == "mnist" else (
+            lambda _report, stop: folder_summary(*key[1:], stop))
+        # A newer request supersedes this one: only the summary of the current settings is built and shown.
+        self.tasks.start("model-summary", fn, returned=partial(self._on_summary, key),
+                         errored=partial(self._on_summary_error, key))
 
-    def _on_summary(self, key: tuple[str, str], result: Any) -> None:
+    def _on_summary(self, key: tuple[Any, ...], result: Any) -> None:
         self._summary_cache[key] = result
         if key == self._summary_key:
             self._show_summary(key, result)
 
-    def _on_summary_error(self, key: tuple[str, str], error: str) -> None:
+    def _on_summary_error(self, key: tuple[Any, ...], error: BaseException) -> None:
         if key == self._summary_key:
             self.summary = None
             self.summary_table.setRowCount(0)
             self.summary_label.setText(
-                f"<span style='color:#a00'>Could not build the summary: {html_text(error)}</span>")
+                f"<span style='color:#a00'>Could not build the summary: {html_text(describe_error(error))}</span>")
             self.summaryShown.emit()
 
-    def _show_summary(self, key: tuple[str, str], result: Any) -> None:
+    def _show_summary(self, key: tuple[Any, ...], result: Any) -> None:
         info = None
         if key[0] == "folder":
             info, result = result

@@ -41,6 +41,7 @@ def test_a_killed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_is_listed_as_interrupted_with_its_history(store):
     script = textwrap.dedent(f"""
         import sys
