@@ -116,7 +116,14 @@ def test_tasks_are_cancelled_when_their_owner_goes(qtbot):
 
 
 def test_wait_for_tasks_stops_and_joins_every_task(qtbot):
-    tasks = [Task(lambda report, stop: stop.wait(30), f"waiting-{i}").start() for i in range(3)]
+    working = threading.Semaphore(0)
+
+    def wait_for_stop(report, stop):
+        working.release()
+        return stop.wait(30)
+
+    tasks = [Task(wait_for_stop, f"waiting-{i}").start() for i in range(3)]
+    assert all(working.acquire(timeout=10) for _ in tasks)  # all three are inside their work
     assert all(task.running for task in tasks)
     assert wait_for_tasks(timeout=10)
     assert all(task.join(0) and task.stop_flag.requested for task in tasks)
