@@ -19,8 +19,13 @@ calls it when it closes, the application when it quits).
 
 Keras model building holds `KERAS_LOCK` (building two models at once on two threads is unsafe, and Keras
 draws unseeded initial weights from Python's process-wide `random`). It covers building and loading only:
-training holds it while the run's job prepares its model, not while it fits, so a model summary or a dropped
-image never waits for a long fine-tune.
+training holds it while the run's job prepares (builds its model, and for a folder run caches the backbone's
+features once), not while it fits, so a model summary or a dropped image never waits for a long fine-tune.
+
+Why not superqt's workers: they emit their signals from the worker thread, so a lambda connected to them runs
+there, not in the GUI thread; their abort is checked between generator yields, where training stops through
+the engine's StopFlag after every batch; and this module also lowers the worker's priority. The rest follows
+superqt: signal order, the exception in `errored`, a class-level set of running tasks, release when finished.
 """
 
 from __future__ import annotations
