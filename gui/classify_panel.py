@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from transferlab.core.catalog import image_file_filter
 from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
-from transferlab.gui.worker import Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class ClassifyPanel(QWidget):
         self.predictions: list[Any] = []
         self.last_seconds = 0.0
         self._pending: list[str] = []
-        self._task: Task | None = None
+        self.tasks = TaskGroup(self)
         self._build()
 
     def _build(self) -> None:
@@ -128,7 +129,7 @@ class ClassifyPanel(QWidget):
 
     def preload(self, run_id: str) -> None:
         """Load the model in the background so the first drop is fast."""
-        if self.cache.loaded(run_id) or (self._task is not None and self._task.running):
+        if self.cache.loaded(run_id) or self.tasks.running("classify"):
             return
         self._start(run_id, [])
 
@@ -144,7 +145,7 @@ class ClassifyPanel(QWidget):
         if not run_id:
             self.message.emit("No trained model to classify with: train a model first.", "warning")
             return
-        if self._task is not None and self._task.running:
+        if self.tasks.running("classify"):  # one at a time: these images follow when it is done
             self._pending.extend(paths)
             return
         self.status.setText(f"Classifying {len(paths)} image(s) with run {run_id}…")
@@ -162,20 +163,15 @@ class ClassifyPanel(QWidget):
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
             return predictions, thumbs, time.perf_counter() - started
 
-        task = Task(work, "classify", owner=self)
-        task.returned.connect(self._on_classified)
-        task.errored.connect(lambda error: self._on_error(run_id, error))
-        task.finished.connect(self._on_finished)
-        self._task = task
-        task.start()
+        self.tasks.start("classify", work, returned=self._on_classified, errored=partial(self._on_error, run_id),
+                         finished=self._on_finished, supersede=False)
 
-    def _on_error(self, run_id: str, error: str) -> None:
+    def _on_error(self, run_id: str, error: BaseException) -> None:
         self.cache.forget(run_id)
         self.status.setText(f"Could not classify with run {run_id}.")
-        self.message.emit(f"Could not use the model of run {run_id}: {error}", "error")
+        self.message.emit(f"Could not use the model of run {run_id}: {describe_error(error)}", "error")
 
     def _on_finished(self) -> None:
-        self._task = None
         if self._pending:
             paths, self._pending = self._pending, []
             self.classify_files(paths)

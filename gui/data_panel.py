@@ -34,7 +34,7 @@ from transferlab.core.kinds import FOLDER, MNIST, kind_named
 from transferlab.gui.plots import BarChart, SampleGrid
 from transferlab.gui.settings import AppSettings
 from transferlab.gui.widgets import GridImage, gray_qimage, html_text, line_edit, mosaic, scaled_pixmap
-from transferlab.gui.worker import Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ class DataPanel(QWidget):
         self.mnist: Any = None
         self.selected_index = 0
         self._grid_indices: np.ndarray | None = None
-        self._tasks: list[Task] = []
-        self._generation = 0
+        self.tasks = TaskGroup(self)
         self._aug_seed = 0
         self._build()
         self.folder_combo.addItems(self.settings.recent_folders())
@@ -245,12 +244,13 @@ class DataPanel(QWidget):
         self.views.setTabEnabled(1, True)
         self.views.setTabEnabled(2, True)
         self.sourceChanged.emit(MNIST.name, "")
-        self._generation += 1
+        self.tasks.cancel("data")  # a folder still being scanned is no longer wanted
         if self.mnist is not None:
             self._show_mnist_overview(self._mnist_result)
             return
         self.info_label.setText("Loading MNIST…")
-        self._start(Task(lambda _r, _s: load_mnist_overview(), "load-mnist", owner=self), self._on_mnist_loaded)
+        self.tasks.start("data", lambda _report, _stop: load_mnist_overview(), returned=self._on_mnist_loaded,
+                         errored=self._on_error)
 
     def use_folder(self, folder: str) -> None:
         folder = str(Path(folder).expanduser())
@@ -264,10 +264,9 @@ class DataPanel(QWidget):
         self.views.setTabEnabled(2, False)
         self.views.setCurrentIndex(0)
         self.sourceChanged.emit(FOLDER.name, folder)
-        self._generation += 1
         self.info_label.setText(f"Scanning <b>{html_text(folder)}</b>…")
-        task = Task(lambda _r, _s: scan_folder_overview(folder), "scan-folder", owner=self)
-        self._start(task, self._on_folder_scanned)
+        self.tasks.start("data", lambda _report, _stop: scan_folder_overview(folder),
+                         returned=self._on_folder_scanned, errored=self._on_error)
 
     def _set_radio(self, radio: QRadioButton) -> None:
         radio.setChecked(True)
@@ -303,18 +302,10 @@ class DataPanel(QWidget):
         if text:
             self.use_folder(text)
 
-    # ---- tasks ----
+    # ---- results of the tasks ----
 
-    def _start(self, task: Task, on_returned: Any) -> None:
-        generation = self._generation
-        task.returned.connect(lambda result: on_returned(result) if generation == self._generation else None)
-        task.errored.connect(lambda error: self._on_error(error) if generation == self._generation else None)
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
-
-    def _on_error(self, error: str) -> None:
-        text = error.split(": ", 1)[1] if error.startswith(("DataError", "ImageError")) else error
+    def _on_error(self, error: BaseException) -> None:
+        text = describe_error(error)
         if self.uses_folder:
             self.scan_error = text
             self.scan_summary = None
@@ -417,13 +408,12 @@ class DataPanel(QWidget):
         pixels, _ = pixel_matrix(self.mnist, self.selected_index)
         seed = self._aug_seed
         self.reroll_button.setEnabled(False)
-        task = Task(lambda _r, _s: augmentation_overview(pixels, seed), "augmentation-preview", owner=self)
-        task.returned.connect(lambda images: self._on_augmented(images) if seed == self._aug_seed else None)
-        task.errored.connect(self._on_error)
-        task.finished.connect(lambda: self.reroll_button.setEnabled(True))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        self.tasks.start("augmentation-preview", lambda _report, _stop: augmentation_overview(pixels, seed),
+                         returned=self._on_augmented, errored=self._on_error,
+                         finished=self._on_augmentation_finished)
+
+    def _on_augmentation_finished(self) -> None:
+        self.reroll_button.setEnabled(True)
 
     def _on_augmented(self, images: np.ndarray) -> None:
         augmented = images[1:]
@@ -432,4 +422,4 @@ class DataPanel(QWidget):
         self.augmented.emit()
 
     def busy(self) -> bool:
-        return any(task.running for task in self._tasks)
+        return self.tasks.running()

@@ -35,7 +35,7 @@ from transferlab.gui.runs_panel import RunsPanel
 from transferlab.gui.settings import AppSettings
 from transferlab.gui.training_panel import TrainingPanel
 from transferlab.gui.widgets import MessageBar, html_text
-from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
+from transferlab.gui.worker import Task, TaskGroup, compare_fn, describe_error, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.store = store or RunStore()
         self.training: Task | None = None
+        self.tasks = TaskGroup(self)
         self.last_result: Any = None
         self.setWindowTitle("Transferlab — train and try image classifiers")
         self.setAcceptDrops(True)
@@ -178,13 +179,6 @@ class MainWindow(QMainWindow):
         self._run_index = 0
         self._epochs = epochs
         self._started = time.monotonic()
-        task = Task(compare_fn(config, self.store) if compare else training_fn(config, self.store),
-                    "compare" if compare else "training", owner=self)
-        task.event.connect(self._on_training_event)
-        task.returned.connect(self._on_training_returned)
-        task.errored.connect(self._on_training_errored)
-        task.finished.connect(self._on_training_finished)
-        self.training = task
         self.train_button.setEnabled(False)
         self.model_panel.compare_button.setEnabled(False)
         self.stop_button.setEnabled(True)
@@ -192,8 +186,12 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("starting (loading TensorFlow)…")
         self.eta_label.setText("")
         self.tabs.setCurrentWidget(self.training_panel)
-        task.start()
-        return task
+        self.training = self.tasks.start(
+            "compare" if compare else "training",
+            compare_fn(config, self.store) if compare else training_fn(config, self.store),
+            reported=self._on_training_event, returned=self._on_training_returned, errored=self._on_training_errored,
+            finished=self._on_training_finished, supersede=False)
+        return self.training
 
     def stop_training(self) -> None:
         if self.training is not None and self.training.running:
@@ -251,9 +249,9 @@ class MainWindow(QMainWindow):
         if result.report is not None:
             self.results_panel.show_run(result.run_id)
 
-    def _on_training_errored(self, error: str) -> None:
+    def _on_training_errored(self, error: BaseException) -> None:
         self.last_result = None
-        self.show_message(f"Training could not run: {error}", "error")
+        self.show_message(f"Training could not run: {describe_error(error)}", "error")
 
     def _on_training_finished(self) -> None:
         task = self.training
@@ -267,7 +265,7 @@ class MainWindow(QMainWindow):
         self.runs_panel.refresh()
         self.classify_panel.refresh_runs(self.runs_panel.runs)
         self.training = None
-        self.trainingFinished.emit(self.last_result if task is not None and not task.error else None)
+        self.trainingFinished.emit(self.last_result if task is not None and task.error is None else None)
 
     # ---- other views ----
 
@@ -341,9 +339,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self)
         self.model_panel.shutdown()
-        if self.training is not None and self.training.running:
-            self.training.stop("the window was closed")
-        wait_for_tasks(CLOSE_TIMEOUT_S)
+        wait_for_tasks(CLOSE_TIMEOUT_S)  # a training run ends "stopped" and keeps its finished epochs
         super().closeEvent(event)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -44,9 +45,10 @@ from transferlab.core.config import (
 )
 from transferlab.core.errors import TransferlabError
 from transferlab.core.kinds import MNIST, kind_named
+from transferlab.core.stopping import StopFlag
 from transferlab.core.training.kinds import ModelPreview, model_preview
 from transferlab.gui.widgets import html_text, line_edit
-from transferlab.gui.worker import Task
+from transferlab.gui.worker import TaskCancelled, TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,13 @@ BACKBONE_TOOLTIP = ("<p>The pretrained feature extractor: <b>efficientnet-lite0<
 
 PREVIEW_FOLDER = "preview"  # the data folder of the config a summary is built for (the summary needs no data)
 SummaryKey = tuple[RunConfig, int]  # the config (fit options and name reset) and the number of classes
+
+
+def _build_preview(key: SummaryKey, _report: Any, stop: StopFlag) -> ModelPreview:
+    """Worker: the summary of the model a run of key's config trains; a superseded request builds nothing."""
+    if stop.requested:
+        raise TaskCancelled()
+    return model_preview(*key)
 
 
 class ModelPanel(QWidget):
@@ -72,7 +81,7 @@ class ModelPanel(QWidget):
         self._summary_cache: dict[SummaryKey, ModelPreview] = {}
         self._summary_key: SummaryKey | None = None
         self._lr_schedule = "constant"
-        self._tasks: list[Task] = []
+        self.tasks = TaskGroup(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SUMMARY_DELAY_MS)
@@ -326,6 +335,7 @@ class ModelPanel(QWidget):
     def shutdown(self) -> None:
         """No more summaries (the window is closing)."""
         self._timer.stop()
+        self.tasks.cancel("model-summary", "the window was closed")
         self.setEnabled(False)
 
     def summary_key(self) -> SummaryKey | None:
@@ -344,30 +354,28 @@ class ModelPanel(QWidget):
     def refresh_summary(self) -> None:
         key = self.summary_key()
         self._summary_key = key
+        self.tasks.cancel("model-summary")  # this request supersedes any summary still being built
         if key is None:
             return
         if key in self._summary_cache:
             self._show_summary(key, self._summary_cache[key])
             return
         self.summary_label.setText("Building the model summary…")
-        task = Task(lambda _r, _s: model_preview(*key), "model-summary", owner=self)
-        task.returned.connect(lambda result: self._on_summary(key, result))
-        task.errored.connect(lambda error: self._on_summary_error(key, error))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        # A newer request supersedes this one: only the summary of the current settings is built and shown.
+        self.tasks.start("model-summary", partial(_build_preview, key), returned=partial(self._on_summary, key),
+                         errored=partial(self._on_summary_error, key))
 
     def _on_summary(self, key: SummaryKey, result: ModelPreview) -> None:
         self._summary_cache[key] = result
         if key == self._summary_key:
             self._show_summary(key, result)
 
-    def _on_summary_error(self, key: SummaryKey, error: str) -> None:
+    def _on_summary_error(self, key: SummaryKey, error: BaseException) -> None:
         if key == self._summary_key:
             self.summary = None
             self.summary_table.setRowCount(0)
             self.summary_label.setText(
-                f"<span style='color:#a00'>Could not build the summary: {html_text(error)}</span>")
+                f"<span style='color:#a00'>Could not build the summary: {html_text(describe_error(error))}</span>")
             self.summaryShown.emit()
 
     def _show_summary(self, key: SummaryKey, preview: ModelPreview) -> None:

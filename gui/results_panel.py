@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -29,7 +30,7 @@ from transferlab.core.runs.store import RunInfo, RunStore
 from transferlab.core.training.kinds import evaluation_samples
 from transferlab.gui.plots import ConfusionPlot
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
-from transferlab.gui.worker import Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class ResultsPanel(QWidget):
         self.store = store
         self.run_id = ""
         self.results: LoadedResults | None = None
-        self._tasks: list[Task] = []
+        self.tasks = TaskGroup(self)
         self.header = QLabel("Train a model, or pick a run in <b>Runs</b>, to see how well it does.")
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.header.setWordWrap(True)
@@ -122,12 +123,13 @@ class ResultsPanel(QWidget):
     def show_run(self, run_id: str) -> None:
         self.run_id = run_id
         self.header.setText(f"Loading the results of <b>{run_id}</b>…")
-        task = Task(lambda _r, _s: load_results(self.store, run_id), "load-results", owner=self)
-        task.returned.connect(lambda data: self._on_loaded(data) if run_id == self.run_id else None)
-        task.errored.connect(lambda error: self.message.emit(f"Could not load run {run_id}: {error}", "error"))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        store = self.store
+        # A newer request supersedes this one: only the run asked for last is shown.
+        self.tasks.start("load-results", lambda _report, _stop: load_results(store, run_id),
+                         returned=self._on_loaded, errored=partial(self._on_load_error, run_id))
+
+    def _on_load_error(self, run_id: str, error: BaseException) -> None:
+        self.message.emit(f"Could not load run {run_id}: {describe_error(error)}", "error")
 
     def _on_loaded(self, results: LoadedResults) -> None:
         self.results = results

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from transferlab.core.catalog import EXPORT_FORMAT_TITLES
 from transferlab.gui.plots import CompareCurves
-from transferlab.gui.worker import Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class RunsPanel(QWidget):
         self.store = store
         self.runs: list[Any] = []
         self.comparison: dict[str, Any] = {}
-        self._tasks: list[Task] = []
+        self.tasks = TaskGroup(self)
         self._undo_names: list[str] = []  # the runs the last Delete moved to the trash
         self._build()
 
@@ -394,18 +394,18 @@ class RunsPanel(QWidget):
         self.export_button.setEnabled(False)
         self.message.emit(f"Exporting run {run_id} as {self.export_combo.currentText()}…", "info")
 
+        store = self.store
+
         def work(_report: Any, _stop: Any) -> Any:
             from transferlab.core.deploy.export import export_run
 
-            return export_run(run_id, fmt, self.store)  # loads the model under the engine's build lock
+            return export_run(run_id, fmt, store)  # loads the model under the engine's build lock
 
-        task = Task(work, "export", owner=self)
-        task.returned.connect(self._on_exported)
-        task.errored.connect(lambda error: self.message.emit(f"Export failed: {error}", "error"))
-        task.finished.connect(self._update_buttons)
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        self.tasks.start("export", work, returned=self._on_exported, errored=self._on_export_error,
+                         finished=self._update_buttons, supersede=False)
+
+    def _on_export_error(self, error: BaseException) -> None:
+        self.message.emit(f"Export failed: {describe_error(error)}", "error")
 
     def _on_exported(self, path: Any) -> None:
         self.message.emit(f"Exported to {path}", "success")

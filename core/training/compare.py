@@ -25,6 +25,7 @@ def compare_frozen_finetune(folder_config: FolderConfig, reporter: Reporter | No
     "what does fine-tuning add on top of the frozen model". Both runs go through run_training with the same
     FitOptions (fine-tuning gets FINETUNE_LEARNING_RATE unless the learning rate is set). If the frozen
     run does not finish with a model, the fine-tuned run is not started (its run_id stays None).
+    `make_job`, when given, makes each run's job (the GUI wraps the job so that model building holds its lock).
 
     `Comparison.to_json()` is {"frozen": {run_id, status, reason, history, metrics}, "finetune": {...same},
     "per_class": [{class, support, frozen_precision, finetune_precision, precision_diff, ... recall, f1}],

@@ -33,6 +33,7 @@ def trained_run(home, capsys) -> str:
     return result["run_id"]
 
 
+@pytest.mark.slow
 def test_train_predict_evaluate_and_runs_commands(trained_run, tmp_path, capsys):
     digit = load_mnist().test_images[1]  # a "2"
     Image.fromarray((255 - digit).astype(np.uint8)).resize((140, 140)).save(tmp_path / "my two.png")
@@ -54,6 +55,7 @@ def test_train_predict_evaluate_and_runs_commands(trained_run, tmp_path, capsys)
     assert len(_last_json(capsys)["history"]) == 2
 
 
+@pytest.mark.slow
 def test_runs_compare_and_delete(home, capsys):
     for model in ("ann", "cnn"):
         assert main(["train", "mnist", "--model", model, "--epochs", "1", "--train-limit", "300", "--test-limit",

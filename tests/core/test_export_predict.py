@@ -52,6 +52,7 @@ def _split(store: RunStore, run: RunResult) -> DataSplit:
     return DataSplit.from_dict(store.read_json(run.run_id, "split.json"))
 
 
+@pytest.mark.slow
 def test_classifier_classifies_files_and_reports_bad_ones(folder_run: RunResult, store: RunStore,
                                                           tmp_path: Path) -> None:
     split = _split(store, folder_run)
@@ -80,6 +81,7 @@ def test_classifier_classifies_files_and_reports_bad_ones(folder_run: RunResult,
                                                                                     strict=True))
 
 
+@pytest.mark.slow
 def test_classify_arrays_matches_files_and_resizes(folder_run: RunResult, store: RunStore) -> None:
     split = _split(store, folder_run)
     path = Path(split.root) / split.val[0][0]
@@ -94,6 +96,7 @@ def test_classify_arrays_matches_files_and_resizes(folder_run: RunResult, store:
     assert "expected an image array" in from_arrays[2].error
 
 
+@pytest.mark.slow
 def test_classifier_prepares_digits_like_mnist(mnist_run: RunResult, store: RunStore, tmp_path: Path) -> None:
     mnist = load_mnist()
     digit = mnist.test_images[0]
@@ -113,6 +116,7 @@ def test_classifier_prepares_digits_like_mnist(mnist_run: RunResult, store: RunS
         Classifier("no-such-run", store=store)
 
 
+@pytest.mark.slow
 def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore) -> None:
     run_dir = store.get(folder_run.run_id).path
     paths = {fmt: export_run(folder_run.run_id, fmt, store=store) for fmt in ("keras", "savedmodel", "tflite")}
@@ -142,6 +146,7 @@ def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore
         export_run(folder_run.run_id, "onnx", store=store)
 
 
+@pytest.mark.slow
 def test_mnist_export_takes_raw_digits(mnist_run: RunResult, store: RunStore, tmp_path: Path) -> None:
     path = export_run(mnist_run.run_id, "tflite", store=store, out=tmp_path / "digits.tflite")
     assert path == tmp_path / "digits.tflite" and path.is_file()

@@ -48,6 +48,7 @@ def test_fast_cnn_is_small_and_batch_normalised():
     assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 2 * (64 + 64)
 
 
+@pytest.mark.slow
 def test_fast_cnn_learns_2000_real_digits_through_run_training(tmp_path):
     # 1,900 training digits at batch 32 are 60 steps an epoch: enough for batch norm's moving statistics.
     config = mnist_preset("fast", train_limit=2000, test_limit=1000, epochs=3, batch_size=32)

@@ -38,6 +38,7 @@ def _fake_prepared(model: keras.Model, train: tf.data.Dataset, val: tf.data.Data
                     model_info=ModelInfo("mnist", (28, 28), TWO_CLASSES))
 
 
+@pytest.mark.slow
 def test_cnn_learns_on_2000_digits_and_reports_every_epoch(store):
     log = EventLog()
     config = mnist_preset("cnn", epochs=2, train_limit=2000, test_limit=1000, stop_at_accuracy=None)
@@ -57,6 +58,7 @@ def test_cnn_learns_on_2000_digits_and_reports_every_epoch(store):
     assert store.history(result.run_id)[1]["val_accuracy"] == pytest.approx(epochs[1].metrics["val_accuracy"])
 
 
+@pytest.mark.slow
 def test_batch_events_are_throttled_to_20_per_second(store):
     log = EventLog()
     run_training(mnist_preset("ann", epochs=2, batch_size=16, train_limit=2000, test_limit=100), log, store=store)
@@ -66,6 +68,7 @@ def test_batch_events_are_throttled_to_20_per_second(store):
     assert all(math.isfinite(b.loss) and b.batches == 88 for b in batches)
 
 
+@pytest.mark.slow
 def test_stop_request_ends_training_within_one_batch(store):
     stop = StopFlag()
 
@@ -82,6 +85,7 @@ def test_stop_request_ends_training_within_one_batch(store):
     assert store.get(result.run_id).has_model  # the epoch that finished is kept
 
 
+@pytest.mark.slow
 def test_stop_at_accuracy_threshold_ends_the_run(store):
     config = mnist_preset("cnn", epochs=6, train_limit=2000, test_limit=200, stop_at_accuracy=0.6)
     result = run_training(config, store=store)
@@ -127,6 +131,7 @@ def test_nan_loss_stops_and_reports(store):
     assert store.get(result.run_id).status == "failed"
 
 
+@pytest.mark.slow
 def test_a_failed_write_mid_run_fails_the_run_and_damages_nothing(store, monkeypatch):
     import errno
 

@@ -67,6 +67,7 @@ def _hub_values(layer: HubFeatureLayer) -> dict[str, np.ndarray]:
     return {name: np.array(v.numpy()) for name, v in zip(layer.variable_names, layer.hub_variables, strict=True)}
 
 
+@pytest.mark.slow
 def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, hub_model: Path,
                                                                  store: RunStore) -> None:
     log = EventLog()
@@ -125,6 +126,7 @@ def test_finetune_keeps_frozen_weights_bit_identical_and_changes_the_unfrozen(fo
     assert result.metrics["eval_set"] == "validation" and "val_accuracy" in result.metrics
 
 
+@pytest.mark.slow
 def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path, store: RunStore) -> None:
     log = EventLog()
     result = run_training(_config(folder, hub_model, augment=True, fit=dataclasses.replace(FAST, epochs=10)), log,
@@ -139,6 +141,7 @@ def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path,
     assert result.metrics["val_accuracy"] >= 0.7
 
 
+@pytest.mark.slow
 def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: Path, store: RunStore) -> None:
     config = dataclasses.replace(_config(folder, hub_model, unfreeze=1),
                                  fit=dataclasses.replace(FAST, epochs=4))
@@ -181,6 +184,7 @@ def test_init_from_run_needs_the_same_classes(folder: Path, hub_model: Path, sto
     assert {run.run_id for run in store.list()} == runs_before
 
 
+@pytest.mark.slow
 def test_validation_folder_and_a_stop_during_extraction(folder: Path, hub_model: Path, store: RunStore,
                                                         tmp_path: Path) -> None:
     val = make_class_folder(tmp_path / "val", classes={k: 3 for k in CLASSES}, size=(32, 32), seed=9)
@@ -200,6 +204,7 @@ def test_validation_folder_and_a_stop_during_extraction(folder: Path, hub_model:
     assert (stopped.status, stopped.reason, stopped.history) == ("stopped", "stopped while extracting", [])
 
 
+@pytest.mark.slow
 def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store: RunStore, tmp_path: Path) -> None:
     root = make_class_folder(tmp_path / "mes photos ☀" / "dätä set", classes={"chat noir": 10, "écureuil 🐿": 10},
                              size=(32, 32))

@@ -40,6 +40,7 @@ def test_first_start_shows_mnist_ready_to_train(qtbot, make_window):
     assert panel.selected_index == 7
 
 
+@pytest.mark.slow
 def test_dropped_image_is_classified(qtbot, make_window, trained_store, digit_png):
     window = make_window(trained_store)
     assert window.classify_panel.run_combo.count() == 2
@@ -61,6 +62,7 @@ def test_dropped_image_is_classified(qtbot, make_window, trained_store, digit_pn
     assert len(window.classify_panel.predictions) == 2
 
 
+@pytest.mark.slow
 def test_unreadable_image_shows_its_error(qtbot, make_window, trained_store, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
@@ -70,6 +72,7 @@ def test_unreadable_image_shows_its_error(qtbot, make_window, trained_store, tmp
     assert done.args[0][0].error
 
 
+@pytest.mark.slow
 def test_compare_view_shows_two_runs(qtbot, make_window, trained_store):
     window = make_window(trained_store)
     panel = window.runs_panel
@@ -85,6 +88,7 @@ def test_compare_view_shows_two_runs(qtbot, make_window, trained_store):
     assert panel.per_class_table.rowCount() == 10
 
 
+@pytest.mark.slow
 def test_results_confusion_cells_list_their_images(qtbot, make_window, trained_store):
     window = make_window(trained_store)
     run_id = window.runs_panel.runs[0].run_id
@@ -104,6 +108,7 @@ def test_results_confusion_cells_list_their_images(qtbot, make_window, trained_s
     assert window.training_panel.curves.epoch_points("loss") == 2
 
 
+@pytest.mark.slow
 def test_bad_folder_shows_a_message_and_the_window_stays_usable(qtbot, make_window, tmp_path):
     window = make_window()
     one_class = make_class_folder(tmp_path / "one", {"cats": 3})
@@ -112,6 +117,7 @@ def test_bad_folder_shows_a_message_and_the_window_stays_usable(qtbot, make_wind
     assert window.message_bar.level == "error"
     assert window.message_bar.isVisible()
     assert "class" in window.message_bar.text
+    assert not window.message_bar.text.startswith("DataError")  # the error's own message, not its type
     assert window.start_training() is None  # refused with a message, not a crash
     assert "can't be used" in window.message_bar.text
     empty = tmp_path / "empty"
@@ -125,6 +131,7 @@ def test_bad_folder_shows_a_message_and_the_window_stays_usable(qtbot, make_wind
     assert window.train_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_good_folder_summary(qtbot, make_window, tmp_path):
     root = make_class_folder(tmp_path / "shapes", {"red": 4, "green": 3})
     (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
@@ -141,6 +148,7 @@ def test_good_folder_summary(qtbot, make_window, tmp_path):
     assert config.kind == "folder" and config.data_dir == str(root)
 
 
+@pytest.mark.slow
 def test_window_size_splitters_and_recent_folders_are_remembered(qtbot, make_window, tmp_path):
     root = make_class_folder(tmp_path / "pets", {"a": 2, "b": 2})
     window = make_window()
@@ -183,6 +191,7 @@ def test_drop_of_other_files_warns(qtbot, make_window, tmp_path):
     assert QPoint(0, 0).isNull()
 
 
+@pytest.mark.slow
 def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window, tmp_path):
     root = make_class_folder(tmp_path / "shapes", {"red": 6, "green": 6})
     window = make_window()
@@ -213,6 +222,7 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     assert "mode" in rows
 
 
+@pytest.mark.slow
 def test_export_from_the_runs_list(qtbot, make_window, trained_store):
     window = make_window(trained_store)
     panel = window.runs_panel
@@ -235,7 +245,7 @@ def test_drops_are_taken_as_a_copy_never_a_move(qtbot, make_window, tmp_path):
     window = make_window()
     mime = _mime(image)
     copy_or_move = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
-    enter = QDragEnterEvent(QPoint(50, 50), copy_or_move, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(QPointF(50, 50), copy_or_move, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.ShiftModifier)
     assert enter.proposedAction() == Qt.DropAction.MoveAction  # Shift: the source asks for a move
     window.dragEnterEvent(enter)
