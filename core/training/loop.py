@@ -36,6 +36,7 @@ from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
 from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
 from transferlab.core.training.kinds import make_job
+from transferlab.core.training.trust_fit import fit_trust
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
             final_model = prepared.finalize(prepared.model)
             ctx.reporter(PhaseProgress("evaluating", 0, 1))
             metrics = job.evaluate(final_model, ctx)
+            metrics.update(fit_trust(job, final_model, ctx))  # calibration and the unknown check
             metrics["epochs_trained"] = len(recorder.history)
             store.save_model(run.run_id, final_model)
             store.write_json(run.run_id, "metrics.json", metrics)

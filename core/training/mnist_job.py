@@ -10,10 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from transferlab.core.analysis.evaluation import classification_report
+from transferlab.core.analysis.ood import BANK_SIZE
 from transferlab.core.config import MnistConfig
 from transferlab.core.data.mnist import CLASS_NAMES, Mnist, describe, load_mnist, per_class_counts
 from transferlab.core.models.mnist import augmentation_layers, build_mnist_model
 from transferlab.core.training.jobs import JobContext, Prepared
+from transferlab.core.training.trust_fit import TrustSamples
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,23 @@ class MnistJob:
         probabilities = model.predict(make_eval_dataset(images, labels, 1000), verbose=0)
         report = classification_report(labels, probabilities, CLASS_NAMES)
         return {"eval_set": "test", "test_loss": report["loss"], "test_accuracy": report["accuracy"], **report}
+
+    def trust_samples(self, model: keras.Model, ctx: JobContext) -> TrustSamples:
+        """Temperature and thresholds from the validation digits (else the test set, out of fold); the bank
+        from a sample of training digits; ECE measured on the test set."""
+        config, fit = self.config, self.config.fit
+        mnist = load_mnist()
+        images, labels = _limit(mnist.train_images, mnist.train_labels, config.train_limit)
+        train_idx, val_idx = split_indices(len(images), fit.validation_split, fit.seed)
+        bank_idx = np.random.default_rng(fit.seed).permutation(train_idx)[:BANK_SIZE]
+        test = self._test(mnist)
+        train = (images[bank_idx], labels[bank_idx])
+        if len(val_idx):
+            return TrustSamples(model, train, (images[val_idx], labels[val_idx]),
+                                f"validation split ({len(val_idx)} digits)", test, f"test set ({len(test[0])} digits)",
+                                seed=fit.seed)
+        return TrustSamples(model, train, test, f"test set ({len(test[0])} digits; no validation split)",
+                            seed=fit.seed)
 
     def _test(self, mnist: Mnist) -> tuple[np.ndarray, np.ndarray]:
         return _limit(mnist.test_images, mnist.test_labels, self.config.test_limit)
