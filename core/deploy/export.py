@@ -8,6 +8,8 @@ Formats
   `images` [None, h, w, 3] (MNIST: [None, 28, 28], white digit on black) and returns {"probabilities":
   float32 [None, classes]}; the cast and all scaling happen inside.
 - "tflite": the same signature converted with tf.lite.TFLiteConverter (float32 weights, uint8 input).
+Each also carries labels.txt and the temperature / unknown thresholds (core.deploy.export_trust); the
+SavedModel's signature adds calibrated_probabilities, label, confidence, distance and unknown.
 
 Every export is verified: the exported file is loaded back and run on the run's evaluation images (the test
 split, else the validation split, at most VERIFY_LIMIT; MNIST: the first 1,000 test digits) and compared
@@ -29,6 +31,13 @@ from typing import Any
 import numpy as np
 
 from transferlab.core.atomic import atomic_target
+from transferlab.core.deploy.export_trust import (
+    EXTRA_FOLDER,
+    export_metadata,
+    trusted_serving_module,
+    write_extras,
+    write_sidecars,
+)
 from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError
 from transferlab.core.runs.store import RunStore
 
@@ -53,17 +62,22 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
     input_shape = serving_input_shape(info, run_id)
     model = store.load_model(run_id)
     target = _target(store, run_id, fmt, out)
+    metadata, trust = export_metadata(store, run_id, info)  # labels, temperature, unknown thresholds
     started = time.perf_counter()
     if fmt == "keras":
         with atomic_target(target) as tmp:
             shutil.copyfile(store.model_path(run_id), tmp)
     elif fmt == "savedmodel":
         with _atomic_dir(target) as tmp:
-            write_savedmodel(model, input_shape, tmp)
+            write_savedmodel(model, input_shape, tmp, module=trusted_serving_module(
+                model, input_shape, metadata["class_names"], trust, INPUT_KEY, OUTPUT_KEY))
+            write_extras(Path(tmp) / EXTRA_FOLDER, metadata)
     else:
         data = tflite_bytes(model, input_shape)
         with atomic_target(target) as tmp:
             tmp.write_bytes(data)
+    if fmt != "savedmodel":
+        write_sidecars(target, metadata)
     seconds = time.perf_counter() - started
     logger.info("exported run %s as %s to %s in %.1f s", run_id, fmt, target, seconds)
 
@@ -112,10 +126,12 @@ def _serving_module(model: Any, input_shape: tuple[int, ...]) -> Any:
     return Serving()
 
 
-def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.PathLike[str]) -> None:
+def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.PathLike[str],
+                    module: Any = None) -> None:
+    """`module`: a tf.Module with a `serve` tf.function (default: probabilities only)."""
     import tensorflow as tf
 
-    module = _serving_module(model, input_shape)
+    module = module if module is not None else _serving_module(model, input_shape)
     try:
         tf.saved_model.save(module, str(path), signatures={SERVING_KEY: module.serve})
     except (ValueError, TypeError, AssertionError) as exc:
