@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from transferlab.gui.plots import ConfusionPlot
+from transferlab.gui.trust_views import CalibrationPage
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
 from transferlab.gui.worker import Task
 
@@ -95,6 +96,8 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.misclassified, "Misclassified (most confident first)")
         self.tabs.addTab(cell_page, "Confusion cell")
         self.tabs.addTab(self.per_class, "Per class")
+        self.calibration_page = CalibrationPage()
+        self.tabs.addTab(self.calibration_page, "Calibration")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setObjectName("results_splitter")
         splitter.addWidget(self.confusion)
@@ -144,6 +147,7 @@ class ResultsPanel(QWidget):
             f"images: <span style='font-size:14pt'><b>accuracy {100 * metrics.get('accuracy', 0):.2f} %</b></span>, "
             f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.")
         self.confusion.set_matrix(metrics.get("confusion_matrix", []), names)
+        self.calibration_page.set_metrics(metrics)
         for entry in metrics.get("misclassified", [])[:MAX_SHOWN]:
             self._add_item(self.misclassified, entry["id"], self._caption(entry))
         self.per_class.setRowCount(len(metrics.get("per_class", [])))

@@ -10,7 +10,7 @@ Three methods, chosen from the model's structure:
   mean(A) · W + b over the last spatial map A, so A · (W_c − mean_j W_j) is each position's share of class c's
   logit relative to the average class (softmax ignores what all classes share). The same pass yields the
   probabilities and the embedding, so classify-with-heatmap costs one forward pass.
-- "gradcam": any other model with a spatial (4-D) layer (the MNIST CNNs): Grad-CAM on the last one, i.e.
+- "gradcam": any other model with convolutions (the MNIST CNNs): Grad-CAM on the last spatial layer, i.e.
   ReLU(Σ_k mean(∂ log p_c / ∂A_k) · A_k), one forward and one backward pass.
 - "occlusion": no spatial map reachable (a TF Hub module is one opaque layer; the MNIST ANN): the drop in the
   class's probability when each cell of a GRID × GRID grid is covered with the image's mean colour;
@@ -149,6 +149,8 @@ class Explainer:
             maps, probabilities = self._spatial(tensor, training=False)
             score = tf.math.log(tf.maximum(probabilities[:, class_index], 1e-12))
         grads = tape.gradient(score, maps)
+        if grads is None:
+            return self._occlusion(x, class_index)
         maps, grads = np.asarray(maps)[0], np.asarray(grads)[0]
         if maps.ndim == 2:  # a 2-D map (H, W) without channels
             maps, grads = maps[..., None], grads[..., None]
@@ -180,7 +182,8 @@ def _choose_method(model: keras.Model) -> tuple[str, Any, Any]:
         if cam is not None:
             return "cam", cam, head.get_layer("head_dense")
         return "occlusion", None, None
-    spatial = [layer for layer in model.layers if _is_spatial(layer)]
+    convolutions = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D)]
+    spatial = [layer for layer in model.layers[convolutions[0]:] if _is_spatial(layer)] if convolutions else []
     if spatial:
         return "gradcam", keras.Model(model.inputs, [spatial[-1].output, model.outputs[0]]), None
     return "occlusion", None, None

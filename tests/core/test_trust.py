@@ -274,7 +274,7 @@ def test_cam_mass_falls_on_the_small_object_that_decides_the_class(store: RunSto
         Image.fromarray(image).save(paths[-1])
     explained = explainer.classify_with_heatmap(paths)
     plain = classifier.classify(paths)
-    for (image, (top, left, bottom, right)), explanation, reference in zip(tests, explained, plain, strict=True):
+    for (_image, (top, left, bottom, right)), explanation, reference in zip(tests, explained, plain, strict=True):
         assert explanation.prediction.label == reference.label
         assert explanation.prediction.probability == pytest.approx(reference.probability, abs=1e-3)
         assert explanation.prediction.unknown == reference.unknown
