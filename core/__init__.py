@@ -3,10 +3,11 @@
 Layers, each importing only from the ones below it (the contract in pyproject.toml):
 
     cli        the headless command line: parses arguments, calls the engine, prints
-    deploy     using a stored run: predict on image files, export (.keras, SavedModel, TFLite)
+    deploy     using a stored run: predict on image files (calibrated, with an unknown flag), explain
+               (heatmaps), export (.keras, SavedModel, TFLite; with labels, temperature and thresholds)
     training   the one training call (loop), the job contract, the run kinds (registry), the MNIST and
                folder jobs, frozen vs fine-tuned comparison
-    analysis   evaluation reports from predictions
+    analysis   evaluation reports from predictions; calibration, the unknown check, what a run stores for them
     runs       the run store on disk (one folder per run) and run lineage (reused splits and heads)
     models     MNIST models, EfficientNet-Lite0, the TF Hub layer, backbones, transfer-learning assembly,
                schedules, the restricted weights reader

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--unknown-rate", type=float, default=None,
+                         help="target false-unknown rate on held-out images, 0-0.5 (default: the run's, 0.05)")
     predict.set_defaults(handler=_cmd_predict)
 
     explain = commands.add_parser("explain", help="heatmaps: where in each image the model looked")
@@ -231,7 +233,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from transferlab.core.deploy.predict import Classifier
     from transferlab.core.runs.store import RunStore
 
+    if args.unknown_rate is not None and not 0.0 <= args.unknown_rate <= 0.5:
+        raise ConfigError(f"--unknown-rate: expected a fraction in [0, 0.5], got {args.unknown_rate}")
     classifier = Classifier(args.run, RunStore())
+    if args.unknown_rate is not None:
+        classifier.trust.set_rate(args.unknown_rate)
     predictions = classifier.classify(args.images, top_k=args.top_k)
     if classifier.trust.note:
         _err(f"note: {classifier.trust.note}")

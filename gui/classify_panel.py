@@ -91,6 +91,7 @@ class ClassifyPanel(QWidget):
         self.answers: dict[str, list[Any]] = {}  # run id -> its Predictions for the images on screen
         self.last_seconds = 0.0
         self._last_paths: list[str] = []
+        self._rerun = False
         self._pending: list[str] = []
         self._task: Task | None = None
         self._build()
@@ -171,13 +172,20 @@ class ClassifyPanel(QWidget):
                 if item.checkState() == Qt.CheckState.Checked and item.data(Qt.ItemDataRole.UserRole) != main]
 
     def set_extra_runs(self, run_ids: list[str]) -> None:
+        self.more_runs.blockSignals(True)
         for i in range(self.more_runs.count()):
             item = self.more_runs.item(i)
             item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole) in run_ids
                                else Qt.CheckState.Unchecked)
+        self.more_runs.blockSignals(False)
+        self._reclassify()
 
     def _reclassify(self) -> None:
-        """Classify the images on screen again (runs, heatmap or unknown rate changed)."""
+        """Classify the images on screen again (runs, heatmap or unknown rate changed); once, after the task
+        in flight, however many changes came meanwhile."""
+        if self._task is not None and self._task.running:
+            self._rerun = True
+            return
         if self._last_paths:
             self.classify_files(list(self._last_paths))
         elif self.run_id():
@@ -256,6 +264,11 @@ class ClassifyPanel(QWidget):
 
     def _on_finished(self) -> None:
         self._task = None
+        if self._rerun and not self._pending:
+            self._rerun = False
+            self._reclassify()
+            return
+        self._rerun = False
         if self._pending:
             paths, self._pending = self._pending, []
             self.classify_files(paths)

@@ -11,6 +11,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHeaderView,
     QLabel,
     QListWidget,
@@ -24,8 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from transferlab.gui.plots import ConfusionPlot
-from transferlab.gui.trust_views import CalibrationPage
-from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
+from transferlab.gui.trust_views import CalibrationPage, heatmap_overlays
+from transferlab.gui.widgets import gray_qimage, html_text, rgb_qimage, thumbnail
 from transferlab.gui.worker import Task
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def _image(result: dict[str, Any], sample_id: Any) -> QImage:
 
 class ResultsPanel(QWidget):
     shown = Signal(str)  # run id, once its results are on screen
+    heatmapsShown = Signal(int)  # how many gallery / cell icons now show a heatmap overlay
     message = Signal(str, str)
 
     def __init__(self, store: Any, parent: QWidget | None = None) -> None:
@@ -74,6 +76,7 @@ class ResultsPanel(QWidget):
         self.store = store
         self.run_id = ""
         self.data: dict[str, Any] = {}
+        self.heatmaps_shown = 0
         self._tasks: list[Task] = []
         self.header = QLabel("Train a model, or pick a run in <b>Runs</b>, to see how well it does.")
         self.header.setTextFormat(Qt.TextFormat.RichText)
@@ -103,8 +106,11 @@ class ResultsPanel(QWidget):
         splitter.addWidget(self.confusion)
         splitter.addWidget(self.tabs)
         splitter.setSizes([480, 620])
+        self.heatmap_box = QCheckBox("Heatmaps on the images (where the model looked for its answer)")
+        self.heatmap_box.toggled.connect(lambda _on: self._apply_heatmaps())
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
+        layout.addWidget(self.heatmap_box)
         layout.addWidget(splitter, 1)
 
     def _icon_list(self) -> QListWidget:
@@ -160,6 +166,7 @@ class ResultsPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.per_class.setItem(r, c, item)
         self.tabs.setCurrentIndex(0)
+        self._apply_heatmaps()
         self.shown.emit(info.run_id)
 
     def _caption(self, entry: dict[str, Any]) -> str:
@@ -214,6 +221,48 @@ class ResultsPanel(QWidget):
         self.cell_caption.setText(f"True <b>{html_text(names[true])}</b>, "
                                   f"predicted <b>{html_text(names[predicted])}</b>: {len(ids)} images{more}{note}.")
         self.tabs.setCurrentIndex(1)
+        self._apply_heatmaps()
+
+    # ---- heatmaps (issue 10) ----
+
+    def _items(self) -> list[QListWidgetItem]:
+        return [w.item(i) for w in (self.misclassified, self.cell_list) for i in range(w.count())]
+
+    def _apply_heatmaps(self) -> None:
+        """Icons become heatmap overlays (computed on a Task), or back to the plain images."""
+        if not self.data.get("metrics") or not self.run_id:
+            return
+        if not self.heatmap_box.isChecked():
+            for item in self._items():
+                self._set_icon(item, _image(self.data, item.data(Qt.ItemDataRole.UserRole)))
+            return
+        ids = list(dict.fromkeys(item.data(Qt.ItemDataRole.UserRole) for item in self._items()))
+        if not ids:
+            return
+        run_id, data, store = self.run_id, self.data, self.store
+        task = Task(lambda _r, _s: heatmap_overlays(store, run_id, data, ids), "heatmaps", owner=self)
+        task.returned.connect(lambda overlays: self._on_heatmaps(run_id, overlays))
+        task.errored.connect(lambda error: self.message.emit(f"Could not make heatmaps for {run_id}: {error}",
+                                                             "warning"))
+        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
+        self._tasks.append(task)
+        task.start()
+
+    def _on_heatmaps(self, run_id: str, overlays: dict[Any, Any]) -> None:
+        if run_id != self.run_id or not self.heatmap_box.isChecked():
+            return
+        self.heatmaps_shown = 0
+        for item in self._items():
+            picture = overlays.get(item.data(Qt.ItemDataRole.UserRole))
+            if picture is not None:
+                self._set_icon(item, rgb_qimage(picture))
+                self.heatmaps_shown += 1
+        self.heatmapsShown.emit(self.heatmaps_shown)
+
+    @staticmethod
+    def _set_icon(item: QListWidgetItem, image: QImage) -> None:
+        if not image.isNull():
+            item.setIcon(QIcon(QPixmap.fromImage(image.scaled(ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio))))
 
 
 def _misclassified_note(metrics: dict[str, Any]) -> str:

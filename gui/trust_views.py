@@ -106,3 +106,26 @@ class UnknownRateControl(QWidget):
         self.label.setText(f"target {self.slider.value()} % false unknown → on held-out images: answers "
                            f"{100 * thresholds.coverage:.0f} %, {100 * thresholds.accuracy_answered:.1f} % of them "
                            f"right (all: {100 * thresholds.accuracy_all:.1f} %)")
+
+
+def heatmap_overlays(store: Any, run_id: str, data: dict[str, Any], ids: list[Any]) -> dict[Any, Any]:
+    """Worker: {sample id: uint8 RGB overlay of its predicted class's heatmap} for evaluation samples
+    (MNIST test digits by index, or folder images by relative path). Unusable samples are left out."""
+    from pathlib import Path
+
+    from transferlab.core.deploy.explain import Explainer
+    from transferlab.core.deploy.predict import Classifier
+    from transferlab.gui.worker import KERAS_LOCK
+
+    with KERAS_LOCK:  # loading builds models: never at the same time as another build
+        explainer = Explainer(Classifier(run_id, store))
+    if data.get("images") is not None:
+        explained = explainer.explain_arrays([data["images"][int(i)] for i in ids], names=[str(i) for i in ids])
+    else:
+        explained = explainer.explain_files([Path(data["root"]) / str(i) for i in ids])
+    overlays = {}
+    for sample_id, explanation in zip(ids, explained, strict=True):
+        picture = explanation.overlay(min_side=72)
+        if picture is not None:
+            overlays[sample_id] = picture
+    return overlays

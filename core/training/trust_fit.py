@@ -10,6 +10,7 @@ unknown check (as a run trained before this existed).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +52,13 @@ def fit_trust(job: Any, model: keras.Model, ctx: JobContext) -> dict[str, Any]:
         return {}
     try:
         ctx.reporter(PhaseProgress("calibrating", 0, 1))
+        started = time.perf_counter()
         samples = samples_of(model, ctx)
         if samples is None:
             return {}
         result = _fit(samples, ctx)
         ctx.reporter(PhaseProgress("calibrating", 1, 1))
-        return result
+        return {**result, "trust_fit_seconds": round(time.perf_counter() - started, 2)}
     except StopRequested:
         raise
     except Exception as exc:  # never fail a trained run over its calibration

@@ -297,3 +297,15 @@ def test_cam_mass_falls_on_the_small_object_that_decides_the_class(store: RunSto
     assert done.returncode == 2, done.stderr  # the missing file is reported, the other one explained
     assert (tmp_path / "cli" / "test1.png").is_file() and (tmp_path / "cli" / "test1.npy").is_file()
     assert "missing.png: error" in done.stdout and "(cam)" in done.stdout
+
+
+def test_cli_unknown_rate_in_process(mnist_run: RunResult, store: RunStore, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from transferlab.core.cli import main
+
+    home = str(store.root.parent)
+    page = _text_page(tmp_path / "page.png")
+    assert main(["--runs-dir", home, "predict", mnist_run.run_id, str(page), "--unknown-rate", "0.9"]) == 2
+    assert "--unknown-rate: expected a fraction in [0, 0.5], got 0.9" in capsys.readouterr().err
+    assert main(["--runs-dir", home, "predict", mnist_run.run_id, str(page), "--unknown-rate", "0.3"]) == 0
+    assert "page.png: unknown (best guess " in capsys.readouterr().out

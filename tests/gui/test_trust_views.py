@@ -51,3 +51,20 @@ def test_results_view_shows_calibration(qtbot, make_window, trained_store):
     text = window.results_panel.calibration_page.summary.text()
     assert "Expected calibration error" in text and "after temperature scaling" in text
     assert window.results_panel.calibration_page.diagram.ax.lines  # the diagonal and the curves
+
+
+def test_gallery_and_confusion_cell_show_heatmaps(qtbot, make_window, trained_store):
+    window = make_window(trained_store)
+    panel = window.results_panel
+    with qtbot.waitSignal(panel.shown, timeout=30000):
+        window.show_results(trained_store.list()[0].run_id)
+    assert panel.misclassified.count() > 0
+    before = panel.misclassified.item(0).icon().pixmap(72, 72).toImage()
+    with qtbot.waitSignal(panel.heatmapsShown, timeout=60000) as done:
+        panel.heatmap_box.setChecked(True)
+    assert done.args[0] == panel.misclassified.count()
+    after = panel.misclassified.item(0).icon().pixmap(72, 72).toImage()
+    assert after != before  # the icon now carries the overlay
+    with qtbot.waitSignal(panel.heatmapsShown, timeout=60000) as done:
+        panel.show_cell(3, 3)
+    assert done.args[0] >= panel.cell_list.count() > 0
