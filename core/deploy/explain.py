@@ -185,7 +185,8 @@ def _choose_method(model: keras.Model) -> tuple[str, Any, Any]:
     convolutions = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D)]
     spatial = [layer for layer in model.layers[convolutions[0]:] if _is_spatial(layer)] if convolutions else []
     if spatial:
-        return "gradcam", keras.Model(model.inputs, [spatial[-1].output, model.outputs[0]]), None
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        return "gradcam", keras.Model(inputs, [spatial[-1].output, model.outputs[0]]), None
     return "occlusion", None, None
 
 

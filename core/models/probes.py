@@ -42,5 +42,6 @@ def embedding_model(model: keras.Model) -> keras.Model:
     if not dense:
         raise ModelError(f"expected a classifier ending in a Dense layer, got layers "
                          f"{[layer.name for layer in model.layers][-5:]}")
-    return keras.Model(model.inputs, [model.outputs[0], keras.layers.Flatten(name="embedding")(dense[-1].input)],
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a bare tensor in, as the model
+    return keras.Model(inputs, [model.outputs[0], keras.layers.Flatten(name="embedding")(dense[-1].input)],
                        name="probe")

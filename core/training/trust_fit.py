@@ -28,6 +28,7 @@ from transferlab.core.training.jobs import JobContext, StopRequested
 
 logger = logging.getLogger(__name__)
 
+EAGER_BATCH = 256
 Source = tuple[np.ndarray, np.ndarray] | tf.data.Dataset  # (inputs, labels) arrays, or a dataset of batches
 
 
@@ -102,5 +103,11 @@ def _run(probe: keras.Model, source: Source) -> tuple[np.ndarray, np.ndarray, np
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
         return np.concatenate(probs), np.concatenate(embs), np.concatenate(labels).astype(np.int64)
     inputs, labels = source
-    p, e = probe.predict(np.asarray(inputs, dtype=np.float32), batch_size=256, verbose=0)
-    return np.asarray(p), np.asarray(e), np.asarray(labels, dtype=np.int64)
+    inputs = np.asarray(inputs, dtype=np.float32)
+    # eager batches, not predict(): no tf.function to trace, which would hold the GIL (and stall a GUI) for
+    # a second on a busy CPU
+    outputs = [probe(inputs[i:i + EAGER_BATCH], training=False) for i in range(0, len(inputs), EAGER_BATCH)]
+    if not outputs:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return (np.concatenate([np.asarray(p) for p, _ in outputs]), np.concatenate([np.asarray(e) for _, e in outputs]),
+            np.asarray(labels, dtype=np.int64))
