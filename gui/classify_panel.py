@@ -341,7 +341,8 @@ def _answer(prediction: Any) -> QVBoxLayout:
     if prediction.unknown:
         answer = QLabel(f"<span style='font-size:13pt;color:#b35900'><b>unknown</b></span> "
                         f"(best guess {html_text(prediction.label)}, {100 * prediction.probability:.0f} %)")
-        reason = QLabel(html_text(prediction.reason))
+        reason = QLabel(prediction.reason)
+        reason.setTextFormat(Qt.TextFormat.PlainText)
         reason.setWordWrap(True)
         reason.setStyleSheet("color:#b35900;font-size:8pt;")
     else:

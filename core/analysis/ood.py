@@ -10,7 +10,8 @@ An image is "unknown" when its distance is above the distance threshold or its c
 threshold. Both thresholds are quantiles of the scores of held-out in-distribution images (never trained on),
 each given half of the target false-unknown rate, so that at most TARGET_FALSE_UNKNOWN_RATE of held-out images
 are flagged (the confidence threshold never exceeds CONFIDENCE_CAP: with a small, all-correct held-out set the
-quantile sits at 100 % and would flag every answer that is merely 99.9 % sure). The held-out scores are
+quantile sits at 100 % and would flag every answer that is merely 99.9 % sure; with fewer held-out images
+than the quantile needs, e.g. under 40 for 2.5 %, it never exceeds FEW_HELDOUT_CONFIDENCE_CAP). The held-out scores are
 stored, so the thresholds can be re-chosen for any rate (the classify view's slider) with the coverage
 (share answered) and accuracy on what is answered.
 """
@@ -28,6 +29,7 @@ K_NEIGHBOURS = 5
 FEW_QUERIES = 16  # up to this many queries, distances skip BLAS (measured: 1 query × 2000 × 1280 on a loaded
 # 2-core CPU took 22-50 ms with multi-threaded OpenBLAS, 2-3 ms with einsum, 1.4 ms with BLAS on one thread)
 CONFIDENCE_CAP = 0.9  # an answer at least this confident is never flagged for confidence alone
+FEW_HELDOUT_CONFIDENCE_CAP = 0.5  # ... and this one, when too few held-out images to estimate the quantile
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:
@@ -94,7 +96,8 @@ class HeldOutScores:
         # observed values, rounded towards flagging fewer: the measured rate never exceeds the target
         confidence = 0.0
         if len(self.confidence) and share > 0:
-            confidence = min(float(np.quantile(self.confidence, share, method="lower")), CONFIDENCE_CAP)
+            cap = CONFIDENCE_CAP if len(self.confidence) * share >= 1 else FEW_HELDOUT_CONFIDENCE_CAP
+            confidence = min(float(np.quantile(self.confidence, share, method="lower")), cap)
         distance = None
         if self.distance is not None:
             distance = 2.0

@@ -104,6 +104,9 @@ def test_thresholds_keep_the_false_unknown_rate_and_trade_coverage_for_accuracy(
     assert coverage == sorted(coverage, reverse=True) and coverage[0] == 1.0
     assert curve[-1]["accuracy_answered"] > curve[0]["accuracy_answered"]
     assert knn_distance(bank.astype(np.float32), np.zeros((1, 16)))[0] == 2.0  # an all-zero embedding is far
+    # nine held-out answers, all ~100 % sure: too few for a 2.5 % quantile, so no 99.9 % threshold
+    few = HeldOutScores(np.full(9, 0.3, np.float32), np.full(9, 0.9999, np.float32), np.ones(9, bool))
+    assert few.thresholds(0.05).confidence == 0.5 and few.thresholds(0.05).distance == pytest.approx(0.3)
 
 
 # ---- MNIST: calibration stored, a photo and a page of text are unknown ----
