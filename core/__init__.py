@@ -3,10 +3,13 @@
 Layers, each importing only from the ones below it (the contract in pyproject.toml):
 
     cli        the headless command line: parses arguments, calls the engine, prints
-    deploy     using a stored run: predict on image files, export (.keras, SavedModel, TFLite), evaluate again
+    deploy     using a stored run: predict on image files (calibrated, with an unknown flag), explain
+               (heatmaps), export (.keras, SavedModel, TFLite; with labels, temperature and thresholds),
+               evaluate again
     training   the one training call (loop), the job contract, the run kinds' engine parts (kinds), the MNIST
                and folder jobs, frozen vs fine-tuned comparison
-    analysis   evaluation reports from predictions, where a run's evaluation samples live
+    analysis   evaluation reports from predictions, where a run's evaluation samples live; calibration, the
+               unknown check, what a run stores for them
     runs       the run store on disk (one folder per run) and run lineage (reused splits and heads)
     models     MNIST models, EfficientNet-Lite0, the TF Hub layer, backbones, transfer-learning assembly,
                schedules, the restricted weights reader

@@ -26,7 +26,7 @@ from transferlab.core.console import (
     safe_streams,
     silence_broken_pipe,
 )
-from transferlab.core.errors import TransferlabError, WriteFailed, first_line
+from transferlab.core.errors import ConfigError, TransferlabError, WriteFailed, first_line
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -129,7 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--unknown-rate", type=float, default=None,
+                         help="target false-unknown rate on held-out images, 0-0.5 (default: the run's, 0.05)")
     predict.set_defaults(handler=_cmd_predict)
+
+    explain = commands.add_parser("explain", help="heatmaps: where in each image the model looked")
+    explain.add_argument("run")
+    explain.add_argument("images", nargs="+")
+    explain.add_argument("--out", required=True, help="folder for <stem>.png overlays and <stem>.npy heatmaps")
+    explain.add_argument("--class", dest="class_name", default=None, help="explain this class (default: the best)")
+    explain.add_argument("--top-k", type=int, default=3)
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(handler=_cmd_explain)
 
     export = commands.add_parser("export", help="export a run's model")
     export.add_argument("run")
@@ -323,22 +334,58 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise TransferlabError(f"--top-k: expected an integer >= 1, got {args.top_k}")
     from transferlab.core.deploy.predict import Classifier
 
+    if args.unknown_rate is not None and not 0.0 <= args.unknown_rate <= 0.5:
+        raise ConfigError(f"--unknown-rate: expected a fraction in [0, 0.5], got {args.unknown_rate}")
     classifier = Classifier(args.run, store)
+    if args.unknown_rate is not None:
+        classifier.trust.set_rate(args.unknown_rate)
     predictions = classifier.classify(args.images, top_k=args.top_k)
-    rows: list[dict[str, Any]] = [{"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
-             "top": [{"label": label, "probability": prob} for label, prob in p.top],
-             **({"error": p.error} if p.error else {})} for p in predictions]
+    if classifier.trust.note:
+        _err(f"note: {printable(classifier.trust.note)}")
+    rows: list[dict[str, Any]] = [
+        {"file": p.file, "label": None if p.error else p.label, "probability": p.probability,
+         "unknown": p.unknown, "reason": p.reason,
+         "top": [{"label": label, "probability": prob} for label, prob in p.top],
+         **({"error": p.error} if p.error else {})} for p in predictions]
     if args.json:
         _out(json.dumps(rows))
     else:
-        for row in rows:
-            name = printable(row["file"])
-            if "error" in row:
-                _out(f"{name}: error: {printable(row['error'])}")
-            else:
-                tops = ", ".join(f"{printable(t['label'])} {t['probability']:.1%}" for t in row["top"])
-                _out(f"{name}: {printable(row['label'])} ({row['probability']:.1%})   [{tops}]")
+        for p in predictions:
+            tops = ", ".join(f"{printable(label)} {prob:.1%}" for label, prob in p.top)
+            because = f" — {printable(p.reason)}" if p.unknown else ""
+            _out(f"{printable(p.file)}: {printable(p.headline())}{because}" + (f"   [{tops}]" if p.ok else ""))
     return EXIT_BAD_INPUT if any("error" in row for row in rows) else EXIT_OK
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from transferlab.core.deploy.explain import Explainer, write_explanation
+    from transferlab.core.deploy.predict import Classifier
+
+    classifier = Classifier(args.run, _store())
+    if args.class_name is not None and args.class_name not in classifier.class_names:
+        raise ConfigError(f"--class: expected one of {', '.join(classifier.class_names)}, got {args.class_name!r}")
+    if classifier.trust.note:
+        _err(f"note: {printable(classifier.trust.note)}")
+    explainer = Explainer(classifier)
+    rows, failed = [], False
+    for explanation in explainer.explain_files(args.images, top_k=args.top_k, class_name=args.class_name):
+        p = explanation.prediction
+        written = write_explanation(explanation, args.out)
+        failed = failed or written is None
+        rows.append({"file": p.file, "label": p.label if p.ok else None, "probability": p.probability,
+                     "unknown": p.unknown, "reason": p.reason, "method": explanation.method,
+                     "explained": args.class_name or p.label,
+                     "top": [{"label": label, "probability": prob} for label, prob in p.top],
+                     "png": str(written[0]) if written else None, "npy": str(written[1]) if written else None,
+                     **({"error": p.error} if p.error else {})})
+        if not args.json:
+            tops = ", ".join(f"{printable(label)} {prob:.1%}" for label, prob in p.top)
+            where = (f" -> {printable(written[0])}, {printable(written[1].name)} ({explanation.method})"
+                     if written else "")
+            _out(f"{printable(p.file)}: {printable(p.headline())}" + (f"   [{tops}]" if p.ok else "") + where)
+    if args.json:
+        _out(json.dumps(rows))
+    return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

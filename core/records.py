@@ -158,6 +158,11 @@ class EvaluationReport:
     predictions: tuple[int, ...] | None = None
     sample_ids: tuple[SampleId, ...] | None = None  # None: the ids are the indices
     epochs_trained: int | None = None
+    # What later analyses add to metrics.json (calibration, the unknown check, cross-validation), as stored.
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("eval_set", "loss", "accuracy", "samples", "class_names", "confusion_matrix", "per_class",
+             "misclassified", "labels", "predictions", "sample_ids", "epochs_trained")
 
     @property
     def wrong(self) -> int:
@@ -185,7 +190,7 @@ class EvaluationReport:
             "sample_ids": _list_or_none(self.sample_ids)})
         if self.epochs_trained is not None:
             data["epochs_trained"] = self.epochs_trained
-        return data
+        return {**self.extras, **data}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EvaluationReport:
@@ -200,7 +205,9 @@ class EvaluationReport:
                 misclassified=tuple(Mistake.from_json(m) for m in data.get("misclassified", ())),
                 labels=_ints_or_none(data.get("labels")), predictions=_ints_or_none(data.get("predictions")),
                 sample_ids=None if data.get("sample_ids") is None else tuple(data["sample_ids"]),
-                epochs_trained=None if epochs is None else int(epochs))
+                epochs_trained=None if epochs is None else int(epochs),
+                extras={k: v for k, v in data.items()
+                        if k not in cls._KEYS and not k.endswith(("_loss", "_accuracy"))})
         except (KeyError, TypeError, ValueError) as exc:
             raise RunStoreError(f"expected evaluation metrics (loss, accuracy, per_class, ...), got "
                                 f"{type(exc).__name__}: {exc}") from exc

@@ -27,6 +27,9 @@ The export is written to a temporary sibling, flushed to disk, and renamed to it
 (a SavedModel folder first claims the name with an empty folder, so the rename can never replace anything
 else). A failure (a read-only folder: ConfigError; a full disk: WriteFailed) leaves no temporary files.
 
+Each also carries labels.txt and the temperature / unknown thresholds (core.deploy.export_trust); the
+SavedModel's signature adds calibrated_probabilities, label, confidence, distance and unknown.
+
 Every export is verified: the exported file is loaded back and run on the run's evaluation images (the test
 split, else the validation split, at most VERIFY_LIMIT; MNIST: the first 1,000 test digits) and compared
 with the in-app model. The record {"format", "path", "agreement" (fraction of identical top-1 classes),
@@ -51,6 +54,13 @@ import numpy as np
 
 from transferlab.core.catalog import EXPORT_ENTRY_SUFFIXES, EXPORT_FILE_NAMES, EXPORT_FORMATS, ExportFormat
 from transferlab.core.console import native_noise_filtered
+from transferlab.core.deploy.export_trust import (
+    EXTRA_FOLDER,
+    export_metadata,
+    trusted_serving_module,
+    write_extras,
+    write_sidecars,
+)
 from transferlab.core.errors import ConfigError, DataError, ModelError, TransferlabError, WriteFailed, first_line
 from transferlab.core.kinds import kind_named
 from transferlab.core.records import ModelInfo
@@ -85,19 +95,24 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
     info = store.model_info(run_id)
     input_shape = serving_input_shape(info)
     model = store.load_model(run_id)
+    metadata, trust = export_metadata(store, run_id, info)  # labels, temperature, unknown thresholds
     started = time.perf_counter()
     with _Staging(target, folder=fmt == "savedmodel") as stage:
         if fmt == "keras":
             with open(store.model_path(run_id), "rb") as source, open(stage.tmp, "wb") as copy:
                 shutil.copyfileobj(source, copy)
         elif fmt == "savedmodel":
-            write_savedmodel(model, input_shape, stage.tmp)
+            write_savedmodel(model, input_shape, stage.tmp, module=trusted_serving_module(
+                model, input_shape, metadata["class_names"], trust, INPUT_KEY, OUTPUT_KEY))
+            write_extras(Path(stage.tmp) / EXTRA_FOLDER, metadata)
         else:
             representative = representative_images(store, run_id, info) if fmt == "tflite-int8" else None
             stage.tmp.write_bytes(tflite_bytes(model, input_shape,
                                                quantization=fmt.removeprefix("tflite").lstrip("-") or None,
                                                representative=representative))
         target = stage.place(numbered=numbered, replace=replace)
+    if fmt != "savedmodel":
+        write_sidecars(target, metadata)
     seconds = time.perf_counter() - started
     logger.info("exported run %s as %s to %s in %.1f s", run_id, fmt, target, seconds)
 
@@ -322,10 +337,12 @@ def _serving_module(model: Any, input_shape: tuple[int, ...]) -> Any:
     return Serving()
 
 
-def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.PathLike[str]) -> None:
+def write_savedmodel(model: Any, input_shape: tuple[int, ...], path: str | os.PathLike[str],
+                    module: Any = None) -> None:
+    """`module`: a tf.Module with a `serve` tf.function (default: probabilities only)."""
     import tensorflow as tf
 
-    module = _serving_module(model, input_shape)
+    module = module if module is not None else _serving_module(model, input_shape)
     try:
         tf.saved_model.save(module, str(path), signatures={SERVING_KEY: module.serve})
     except (ValueError, TypeError, AssertionError) as exc:

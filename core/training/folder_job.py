@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from transferlab.core.analysis.evaluation import classification_report
+from transferlab.core.analysis.ood import BANK_SIZE
 from transferlab.core.config import FolderConfig, default_learning_rate
 from transferlab.core.data.folders import (
     DataSplit,
@@ -62,6 +63,7 @@ from transferlab.core.records import DataSummary, EvaluationReport, ModelInfo
 from transferlab.core.runs.lineage import copy_head_from_run, load_run_split
 from transferlab.core.training.jobs import JobContext, Prepared
 from transferlab.core.training.preflight import Checked
+from transferlab.core.training.trust_fit import Source, TrustSamples
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class FolderJob:
         self._fitted: keras.Model | None = None
         self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
         self._eval_part = "val"
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # cached inputs of the fitted model
 
     # ---- Job protocol ----
 
@@ -157,6 +160,40 @@ class FolderJob:
         return classification_report(labels, probabilities, self.split.class_names,
                                      eval_set=_EVAL_SET_NAMES[self._eval_part], sample_ids=[p for p, _ in items])
 
+    def trust_samples(self, model: keras.Model, ctx: JobContext) -> TrustSamples:
+        """Temperature and thresholds from the validation split (else the test split, else the training images,
+        leave-one-out); the embedding bank from the training images; ECE on the test split when there is one.
+        Cached runs reuse their cached inputs, so the backbone does not run again."""
+        assert self.split is not None
+        split, seed = self.split, self.config.fit.seed
+        heldout_part = "val" if split.val else "test" if split.test else "train"
+        report_part = "test" if heldout_part == "val" and split.test else None
+        if self._cache is not None and self._fitted is not None:
+            cache = self._cache
+            probe_model = self._fitted
+
+            def source(part: str) -> Source:
+                return cache[part]
+        else:
+            image_size = tuple(int(s) for s in model.input_shape[1:3])
+            probe_model = model
+
+            def source(part: str) -> Source:
+                items = getattr(split, part)
+                if part == "train" and len(items) > BANK_SIZE:
+                    chosen = np.random.default_rng(seed).choice(len(items), BANK_SIZE, replace=False)
+                    items = [items[i] for i in np.sort(chosen)]
+                return make_dataset(split.root, items, image_size, EXTRACT_BATCH, cache=False)
+
+        def name(part: str) -> str:
+            return f"{_EVAL_SET_NAMES[part]} split ({len(getattr(split, part))} images)"
+
+        return TrustSamples(
+            model=probe_model, train=source("train"), heldout=source(heldout_part),
+            heldout_name=name(heldout_part) + ("" if heldout_part != "train" else ", no held-out images"),
+            report=source(report_part) if report_part else None, report_name=name(report_part) if report_part else "",
+            heldout_is_train=heldout_part == "train", seed=seed)
+
     # ---- data ----
 
     def _split(self, ctx: JobContext) -> tuple[DataSplit, dict[str, Any]]:
@@ -208,7 +245,7 @@ class FolderJob:
         with building_models():
             fitted = head if top is None else chain(train_x.shape[1:], [top], head, "top_and_head")
             full = compose(image_size, [bottom] if top is None else [bottom, top], head)
-        self._fitted, self._eval_cache = fitted, cache[self._eval_part]
+        self._fitted, self._eval_cache, self._cache = fitted, cache[self._eval_part], cache
 
         def finalize(model: keras.Model) -> keras.Model:
             return full  # shares its layers (and trained weights) with the fitted model

@@ -50,6 +50,8 @@ class KindParts(Generic[C]):
     evaluation_samples: Callable[[RunStore, str, EvaluationReport | None], EvaluationSamples]
     evaluate_again: Callable[[RunStore, str], EvaluationReport] | None  # None: report the stored evaluation
     training_samples: Callable[[RunStore, str], EvaluationSamples]  # e.g. to calibrate an int8 export
+    # Why an image (original RGB, as prepared) doesn't look like this kind's input, or "" (None: no such check)
+    input_check: Callable[[np.ndarray, np.ndarray], str] | None
     feed_file: Callable[[ModelInfo, str | os.PathLike[str]], np.ndarray]  # uint8, as the stored model takes it
     feed_array: Callable[[ModelInfo, np.ndarray, str], np.ndarray]
 
@@ -82,6 +84,12 @@ def _mnist_training_samples(store: RunStore, run_id: str) -> EvaluationSamples:
     from transferlab.core.analysis.samples import mnist_training_samples
 
     return mnist_training_samples()
+
+
+def _not_a_digit(original: np.ndarray, prepared: np.ndarray) -> str:
+    from transferlab.core.analysis.digit_check import not_a_digit
+
+    return not_a_digit(original, prepared)
 
 
 def _mnist_evaluate_again(store: RunStore, run_id: str) -> EvaluationReport:
@@ -150,10 +158,10 @@ def _rgb_array(info: ModelInfo, image: np.ndarray, name: str) -> np.ndarray:
 PARTS: dict[str, KindParts[Any]] = {parts.kind.name: parts for parts in (
     KindParts(MNIST, job=_mnist_job, preview=_mnist_preview, evaluation_samples=_mnist_samples,
               evaluate_again=_mnist_evaluate_again, training_samples=_mnist_training_samples,
-              feed_file=_digit_file, feed_array=_digit_array),
+              input_check=_not_a_digit, feed_file=_digit_file, feed_array=_digit_array),
     KindParts(FOLDER, job=_folder_job, preview=_folder_preview, evaluation_samples=_folder_samples,
-              evaluate_again=None, training_samples=_folder_training_samples, feed_file=_rgb_file,
-              feed_array=_rgb_array),
+              evaluate_again=None, training_samples=_folder_training_samples, input_check=None,
+              feed_file=_rgb_file, feed_array=_rgb_array),
 )}
 
 

@@ -48,6 +48,7 @@ from transferlab.core.training.distribute import default_strategy, is_chief
 from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
 from transferlab.core.training.kinds import make_job
 from transferlab.core.training.preflight import Checked, check_run
+from transferlab.core.training.trust_fit import fit_trust
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,10 @@ def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore,
         if recorder.history:
             final_model = prepared.finalize(prepared.model)
             ctx.reporter(PhaseProgress("evaluating", 0, 1))
-            report = dataclasses.replace(job.evaluate(final_model, ctx), epochs_trained=len(recorder.history))
+            report = job.evaluate(final_model, ctx)
+            extras = fit_trust(job, final_model, ctx)  # calibration and the unknown check
+            report = dataclasses.replace(report, epochs_trained=len(recorder.history),
+                                         extras={**report.extras, **extras})
             store.save_model(run.run_id, final_model)
             store.write_json(run.run_id, "metrics.json", report.to_json())
     except StopRequested as exc:

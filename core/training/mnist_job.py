@@ -9,12 +9,14 @@ import numpy as np
 import tensorflow as tf
 
 from transferlab.core.analysis.evaluation import classification_report
+from transferlab.core.analysis.ood import BANK_SIZE
 from transferlab.core.config import MnistConfig
 from transferlab.core.data.mnist import CLASS_NAMES, Mnist, describe, load_mnist, per_class_counts
 from transferlab.core.models.building import building_models
 from transferlab.core.models.mnist import augmentation_layers, build_mnist_model
 from transferlab.core.records import DataSummary, EvaluationReport, ModelInfo
 from transferlab.core.training.jobs import JobContext, Prepared
+from transferlab.core.training.trust_fit import TrustSamples
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,25 @@ class MnistJob:
     def evaluate(self, model: keras.Model, ctx: JobContext) -> EvaluationReport:
         return evaluate_on_test_set(model, self.config.test_limit)
 
+    def trust_samples(self, model: keras.Model, ctx: JobContext) -> TrustSamples:
+        """Temperature and thresholds from the validation digits (else the test set, out of fold); the bank
+        from a sample of training digits; ECE measured on the test set."""
+        config, fit = self.config, self.config.fit
+        mnist = load_mnist()
+        images, labels = _limit(mnist.train_images, mnist.train_labels, config.train_limit)
+        train_idx, val_idx = split_indices(len(images), fit.validation_split, fit.seed)
+        bank_idx = np.random.default_rng(fit.seed).permutation(train_idx)[:BANK_SIZE]
+        test = self._test(mnist)
+        train = (images[bank_idx], labels[bank_idx])
+        if len(val_idx):
+            return TrustSamples(model, train, (images[val_idx], labels[val_idx]),
+                                f"validation split ({len(val_idx)} digits)", test, f"test set ({len(test[0])} digits)",
+                                seed=fit.seed)
+        return TrustSamples(model, train, test, f"test set ({len(test[0])} digits; no validation split)",
+                            seed=fit.seed)
+
+    def _test(self, mnist: Mnist) -> tuple[np.ndarray, np.ndarray]:
+        return _limit(mnist.test_images, mnist.test_labels, self.config.test_limit)
 
 def evaluate_on_test_set(model: keras.Model, test_limit: int | None = None) -> EvaluationReport:
     """A digit model's report on the MNIST test set (its first `test_limit` digits)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -134,8 +135,23 @@ def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
     split = _split(store, folder_run)
     pixels = load_rgb(Path(split.root) / split.val[0][0], (32, 32))[None]
-    expected = Classifier(folder_run.run_id, store=store).probabilities(pixels)
-    assert np.allclose(serve(images=tf.constant(pixels))["probabilities"].numpy(), expected, atol=1e-5)
+    classifier = Classifier(folder_run.run_id, store=store)
+    served = serve(images=tf.constant(pixels))
+    raw = classifier.model.predict(pixels.astype(np.float32), verbose=0)
+    assert np.allclose(served["probabilities"].numpy(), raw, atol=1e-5)
+    # ... and carries the run's calibration and unknown check (issue 10)
+    assert np.allclose(served["calibrated_probabilities"].numpy(), classifier.probabilities(pixels), atol=1e-5)
+    prediction = classifier.classify_arrays(pixels)[0]
+    assert served["label"].numpy()[0].decode() == prediction.label
+    assert bool(served["unknown"].numpy()[0]) == prediction.unknown
+    assert float(served["distance"].numpy()[0]) == pytest.approx(prediction.distance, abs=1e-4)
+    class_names = classifier.class_names
+    assert (paths["savedmodel"] / "assets.extra" / "labels.txt").read_text().split() == class_names
+    # model.keras and model.tflite share their sidecars: model.labels.txt, model.transferlab.json
+    assert (run_dir / "exports" / "model.labels.txt").read_text().split() == class_names
+    metadata = json.loads((run_dir / "exports" / "model.transferlab.json").read_text())
+    assert metadata["temperature"] == pytest.approx(classifier.trust.temperature)
+    assert metadata["unknown"]["confidence"] == pytest.approx(classifier.trust.thresholds.confidence)
 
     # Exporting again never replaces the first export: a new name beside it, with its own record.
     again = export_run(folder_run.run_id, "keras", store=store)

@@ -45,7 +45,8 @@ def test_every_kind_has_every_part() -> None:
         for field in dataclasses.fields(kind):
             assert getattr(kind, field.name) not in (None, ""), f"{name} has no {field.name}"
         for field in dataclasses.fields(parts):
-            if field.name != "evaluate_again":  # None on purpose: folder runs report their stored evaluation
+            # None on purpose: folder runs report their stored evaluation and have no input check
+            if field.name not in ("evaluate_again", "input_check"):
                 assert getattr(parts, field.name) is not None, f"{name} has no {field.name}"
     assert kind_of(mnist_preset("ann")) is KINDS["mnist"] and kind_of(FOLDER_CONFIG) is KINDS["folder"]
 
