@@ -3,8 +3,9 @@
     result = run_training(config, reporter, stop)
 
 `config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events
-(transferlab.core.events), `stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a
-RunStore. Failures never escape as exceptions: they end the run with status "failed" and a one-line reason.
+(transferlab.core.events), `stop` is a thread-safe StopFlag checked before every batch (a stop acts within the
+running batch). Every run is stored by a RunStore. Failures never escape as exceptions: they end the run with
+status "failed" and a one-line reason.
 """
 
 from __future__ import annotations
@@ -151,7 +152,17 @@ class _HistoryRecorder:
 
 
 class _ProgressCallback(keras.callbacks.Callback):
-    """Reports batches (throttled), epochs (always), honours the stop flag and stops on a NaN loss."""
+    """Reports batches (throttled), epochs (always), honours the stop flag and stops on a NaN loss.
+
+    It hooks the START of each batch, never its end: Keras runs a fit synchronously, waiting for every batch's
+    results, as soon as a callback overrides a batch-end hook; batch-begin hooks keep its asynchronous dispatch,
+    exactly as a bare `model.fit` runs. At the start of batch k + 1 the batch k has been applied, so:
+    - a stop request ends the fit before the next batch starts (within the batch that is running when the
+      request comes), without the validation pass Keras would run after `stop_training`;
+    - at most every BATCH_EVENT_INTERVAL seconds the running epoch metrics are read (one small read, the only
+      point where the loop waits for the device) and reported as BatchProgress for the batches done so far;
+      the epoch's last batch is reported at the epoch's end from the epoch's own training metrics.
+    """
 
     def __init__(self, ctx: JobContext, epochs: int, steps: int, recorder: _HistoryRecorder) -> None:
         super().__init__()
@@ -159,37 +170,58 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.started = time.monotonic()
         self.last_report = 0.0
         self.epoch = 0
+        self.batches_done = 0  # batches of the current epoch applied so far
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.started = time.monotonic()
         self.ctx.check_stop()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
+        self.epoch, self.batches_done = epoch, 0
+        self._check_stop()
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.ctx.stop.requested:  # end fit now, without the validation pass Keras runs after a stop
-            raise StopRequested(f"{self.ctx.stop.reason} after epoch {self.epoch + 1}, batch {batch + 1}")
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.batches_done = batch
         now = time.monotonic()
-        if now - self.last_report < BATCH_EVENT_INTERVAL and batch + 1 < self.steps:
-            return
-        self.last_report = now
-        loss = float(logs["loss"])
-        if not math.isfinite(loss):
-            raise LossIsNaN(f"expected a finite training loss, got {loss} at epoch {self.epoch + 1} batch "
-                            f"{batch + 1}; try a lower learning rate")
-        self.ctx.reporter(BatchProgress(self.epoch + 1, self.epochs, batch + 1, self.steps, loss,
-                                        float(logs.get("accuracy", float("nan"))), now - self.started))
+        if batch and now - self.last_report >= BATCH_EVENT_INTERVAL:
+            self.last_report = now
+            metrics = self.model.get_metrics_result()
+            self._report_batch(batch, float(metrics["loss"]), float(metrics.get("accuracy", float("nan"))), now)
+        self._check_stop()
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_test_begin(self, logs: dict | None = None) -> None:  # the validation pass inside fit
+        self._check_stop()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:  # a stop now acts at the next begin
+        self.batches_done = self.steps
         metrics = {key: float(value) for key, value in (logs or {}).items()}
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        if not math.isfinite(metrics.get("loss", 0.0)):
-            raise LossIsNaN(f"expected a finite training loss, got {metrics['loss']} at epoch {epoch + 1}; "
-                            "try a lower learning rate")
-        elapsed = time.monotonic() - self.started
+        now = time.monotonic()
+        self.last_report = now
+        self._report_batch(self.steps, metrics.get("loss", float("nan")), metrics.get("accuracy", float("nan")),
+                           now)
+        elapsed = now - self.started
         self.recorder.append({"epoch": epoch + 1, **metrics, "elapsed": elapsed})
         self.ctx.reporter(EpochEnded(epoch + 1, self.epochs, metrics, elapsed))
+
+    def _check_stop(self) -> None:
+        """Raise StopRequested naming the last batch applied, if a stop was requested."""
+        if not self.ctx.stop.requested:
+            return
+        if self.batches_done:
+            where = f"epoch {self.epoch + 1}, batch {self.batches_done}"
+        elif self.epoch:
+            where = f"epoch {self.epoch}, batch {self.steps}"
+        else:
+            where = "the start, before the first batch"
+        raise StopRequested(f"{self.ctx.stop.reason} after {where}")
+
+    def _report_batch(self, batch: int, loss: float, accuracy: float, now: float) -> None:
+        if not math.isfinite(loss):
+            raise LossIsNaN(f"expected a finite training loss, got {loss} at epoch {self.epoch + 1} batch "
+                            f"{batch}; try a lower learning rate")
+        self.ctx.reporter(BatchProgress(self.epoch + 1, self.epochs, batch, self.steps, loss, accuracy,
+                                        now - self.started))
 
 
 class _ThresholdStop(keras.callbacks.Callback):

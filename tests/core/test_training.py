@@ -62,10 +62,47 @@ def test_stop_request_ends_training_within_one_batch(store):
     result = run_training(mnist_preset("ann", epochs=5, train_limit=1000, test_limit=100), reporter, stop,
                           store=store)
     assert result.status == "stopped"
-    assert result.reason == "stopped by test after epoch 2, batch 1"
+    assert result.reason == "stopped by test after epoch 1, batch 22"  # 700 digits / 32: epoch 2 never began
     assert len(result.history) == 1
     assert store.get(result.run_id).status == "stopped"
     assert store.get(result.run_id).has_model  # the epoch that finished is kept
+
+
+def test_stop_mid_epoch_ends_before_the_next_batch_without_finishing_the_epoch(store):
+    stop = StopFlag()
+    log = EventLog()
+
+    def reporter(event: Any) -> None:
+        log(event)
+        if isinstance(event, BatchProgress):  # the first one comes after batch 1 of epoch 1
+            stop.request("stopped by test")
+
+    result = run_training(mnist_preset("ann", epochs=3, train_limit=1000, test_limit=100), reporter, stop,
+                          store=store)
+    assert result.status == "stopped"
+    assert result.reason == "stopped by test after epoch 1, batch 1"
+    assert len(log.of_type(BatchProgress)) == 1 and not log.of_type(EpochEnded)
+    assert result.history == [] and not store.get(result.run_id).has_model
+
+
+def test_progress_reporting_keeps_keras_batch_dispatch_asynchronous():
+    """A callback overriding a batch-END hook makes Keras wait for every batch; the engine's must not."""
+    from transferlab.core.training.loop import _ProgressCallback
+
+    for hook in ("on_batch_end", "on_train_batch_end", "on_test_batch_end", "on_predict_batch_end"):
+        assert getattr(_ProgressCallback, hook) is getattr(keras.callbacks.Callback, hook), hook
+
+
+def test_each_epoch_reports_its_batches_in_order_and_its_last_batch(store):
+    log = EventLog()
+    run_training(mnist_preset("ann", epochs=2, batch_size=16, train_limit=2000, test_limit=100), log, store=store)
+    progress = [e for e in log.events if isinstance(e, BatchProgress | EpochEnded)]
+    for epoch in (1, 2):
+        end = next(i for i, e in enumerate(progress) if isinstance(e, EpochEnded) and e.epoch == epoch)
+        batches = [e for e in progress[:end] if isinstance(e, BatchProgress) and e.epoch == epoch]
+        assert [b.batch for b in batches] == sorted({b.batch for b in batches})  # increasing, no repeats
+        assert batches[-1].batch == 88 and progress[end - 1] is batches[-1]
+        assert batches[-1].loss == pytest.approx(progress[end].metrics["loss"])
 
 
 def test_stop_at_accuracy_threshold_ends_the_run(store):
