@@ -70,15 +70,32 @@ def build_fast_cnn() -> keras.Model:
     - batch-norm momentum 0.9 (Keras' default is 0.99): with only ~670 steps the slow moving averages lag
       the weights, which cost up to 2 points of test accuracy at batch 512.
     """
-    inputs, x = _input_block("fast")
+    return _strided_cnn("fast_cnn", width=64, dropout=0.0)
+
+
+def build_accurate_cnn() -> keras.Model:
+    """The fast CNN's shape with ACCURATE_WIDTH channels and dropout before the classifier, for the "accurate"
+    preset: trained on augmented digits (rotation, shift, shear, zoom) for many more epochs, it reaches
+    >= 99.6 % test accuracy where the fast CNN levels off near 99.3 % (bench/mnist.py)."""
+    return _strided_cnn("accurate_cnn", width=ACCURATE_WIDTH, dropout=ACCURATE_DROPOUT)
+
+
+ACCURATE_WIDTH = 64
+ACCURATE_DROPOUT = 0.2
+
+
+def _strided_cnn(name: str, width: int, dropout: float) -> keras.Model:
+    inputs, x = _input_block(name)
     x = layers.Conv2D(32, 5, strides=2, padding="same", activation="relu")(x)
     for strides, padding in ((2, "same"), (1, "valid")):
-        x = layers.Conv2D(64, 3, strides=strides, padding=padding, use_bias=False)(x)
+        x = layers.Conv2D(width, 3, strides=strides, padding=padding, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
     x = layers.Flatten()(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="fast_cnn")
+    return keras.Model(inputs, outputs, name=name)
 
 
 MNIST_BUILDERS: dict[str, Callable[[], keras.Model]] = {
@@ -86,6 +103,7 @@ MNIST_BUILDERS: dict[str, Callable[[], keras.Model]] = {
     "cnn": build_seed_cnn,
     "ann": build_ann,
     "keras": build_keras_recipe_cnn,
+    "accurate": build_accurate_cnn,
 }
 
 
@@ -94,13 +112,3 @@ def build_mnist_model(name: str) -> keras.Model:
         return MNIST_BUILDERS[name]()
     except KeyError:
         raise ConfigError(f"expected an MNIST model among {', '.join(MNIST_BUILDERS)}, got {name!r}") from None
-
-
-def augmentation_layers(seed: int | None = None) -> keras.Sequential:
-    """Rotation ±10°, shifts ±10 %, shear ±0.1, zoom ±10 %: Keras preprocessing layers on [B, 28, 28, 1]."""
-    return keras.Sequential([
-        layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        layers.RandomShear(x_factor=0.1, y_factor=0.1, fill_mode="constant", seed=seed),
-        layers.RandomZoom(0.1, 0.1, fill_mode="constant", seed=seed),
-    ], name="augmentation")
