@@ -44,7 +44,8 @@ from transferlab.gui.worker import KERAS_LOCK, Task
 logger = logging.getLogger(__name__)
 
 MNIST_CHOICES = (("fast", "Fast CNN (recommended)"), ("cnn", "Seed CNN (the original recipe)"),
-                 ("ann", "ANN (dense layers only)"))
+                 ("ann", "ANN (dense layers only)"),
+                 ("accurate", "Accurate CNN (augmented, >= 99.6 %; about 6x the fast CNN's time)"))
 BUNDLED_BACKBONES = ("efficientnet-lite0",)
 SUMMARY_DELAY_MS = 250
 
