@@ -271,6 +271,7 @@ class ModelPanel(QWidget):
             self.stop_spin.setValue(fit.stop_at_accuracy)
         self.augment_check.setChecked(augment)
         self._lr_schedule = fit.lr_schedule
+        self._label_smoothing = fit.label_smoothing
 
     def _on_mnist_model(self) -> None:
         self.apply_preset(self.mnist_model())
@@ -300,7 +301,8 @@ class ModelPanel(QWidget):
                           seed=self.seed_spin.value(),
                           stop_at_accuracy=round(self.stop_spin.value(), 4) if self.stop_check.isChecked() else None,
                           lr_schedule=getattr(self, "_lr_schedule", "constant") if self.kind == "mnist"
-                          else "constant")
+                          else "constant",
+                          label_smoothing=getattr(self, "_label_smoothing", 0.0) if self.kind == "mnist" else 0.0)
 
     def build_config(self, kind: str, folder: str = "") -> MnistConfig | FolderConfig:
         """The run config from the widgets; ConfigError names the bad value."""
