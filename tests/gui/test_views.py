@@ -52,6 +52,8 @@ def test_accurate_mnist_choice_applies_its_preset_and_says_what_it_costs(make_wi
     assert (config.fit.epochs, config.fit.batch_size, config.fit.lr_schedule) == (
         preset.fit.epochs, preset.fit.batch_size, "onecycle")
     assert config.fit.learning_rate == pytest.approx(preset.fit.learning_rate)
+    panel.set_mnist_model("fast")  # and back: the fast preset's label smoothing travels with the choice
+    assert panel.build_config("mnist").fit.label_smoothing == mnist_preset("fast").fit.label_smoothing == 0.1
 
 
 def test_dropped_image_is_classified(qtbot, make_window, trained_store, digit_png):
