@@ -174,6 +174,8 @@ def run_engine(name: str, config: MnistConfig, mnist: Mnist, store: RunStore) ->
     fit = config.fit
     result = Result(name, f"mnist_preset({config.model!r}): batch {fit.batch_size}, {fit.epochs} epochs, lr "
                           f"{fit.learning_rate:g} {fit.lr_schedule}, validation_split {fit.validation_split}"
+                          + (f", label smoothing {fit.label_smoothing}" if fit.label_smoothing else "")
+                          + (", augmented" if config.augment else "")
                           + (f", stop at accuracy {fit.stop_at_accuracy}" if fit.stop_at_accuracy else ""))
     job = _CapturingJob(config)
     clock = TestClock(result, mnist)

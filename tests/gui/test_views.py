@@ -45,7 +45,7 @@ def test_accurate_mnist_choice_applies_its_preset_and_says_what_it_costs(make_wi
     window = make_window(wait_data=False)
     panel = window.model_panel
     panel.set_mnist_model("accurate")
-    assert "99.6" in panel.model_combo.currentText() and "time" in panel.model_combo.currentText()
+    assert "99.5 %" in panel.model_combo.currentText() and "8x" in panel.model_combo.currentText()
     config = panel.build_config("mnist")
     preset = mnist_preset("accurate")
     assert (config.model, config.augment) == ("accurate", True)
