@@ -14,12 +14,13 @@ import os
 from pathlib import Path
 from typing import Literal
 
-MnistModel = Literal["fast", "cnn", "ann"]
-MNIST_MODELS: tuple[MnistModel, ...] = ("fast", "cnn", "ann")
+MnistModel = Literal["fast", "cnn", "ann", "accurate"]
+MNIST_MODELS: tuple[MnistModel, ...] = ("fast", "cnn", "ann", "accurate")
 MNIST_MODEL_TITLES: dict[MnistModel, str] = {
     "fast": "Fast CNN (recommended)",
     "cnn": "Seed CNN (the original recipe)",
     "ann": "ANN (dense layers only)",
+    "accurate": "Accurate CNN (augmented, ~99.5 %; about 8x the fast CNN's time)",
 }
 
 DEFAULT_BACKBONE = "efficientnet-lite0"

@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and store the run").add_subparsers(
         dest="source", required=True)
     mnist = train.add_parser("mnist", help="a scratch network on MNIST (offline)")
-    mnist.add_argument("--model", choices=MNIST_MODELS, default="fast")
+    mnist.add_argument("--model", choices=MNIST_MODELS, default="fast",
+                       help="fast: ~99.3 %% (default); accurate: augmented, ~99.5 %%, about 8x longer")
     mnist.add_argument("--train-limit", type=int, help="use only the first N training digits")
     mnist.add_argument("--test-limit", type=int, help="evaluate on the first N test digits")
     _add_fit_options(mnist)
@@ -232,7 +233,9 @@ def _cmd_train_mnist(args: argparse.Namespace) -> int:
     from transferlab.core.config import mnist_preset
 
     extra = {k: getattr(args, k) for k in ("train_limit", "test_limit") if getattr(args, k) is not None}
-    config = mnist_preset(args.model, augment=args.augment, name=args.name, **extra, **_fit_overrides(args))
+    if args.augment:  # otherwise the preset's own choice (the accurate preset augments)
+        extra["augment"] = True
+    config = mnist_preset(args.model, name=args.name, **extra, **_fit_overrides(args))
     return _train(config, args.json)
 
 

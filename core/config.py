@@ -29,6 +29,7 @@ class FitOptions:
     stop_at_accuracy: float | None = None  # stop once this metric passes the threshold; None = off
     stop_metric: str = "accuracy"
     lr_schedule: Literal["constant", "onecycle"] = "constant"
+    label_smoothing: float = 0.0  # cross-entropy targets 1 - s + s/K and s/K; 0 = plain cross-entropy
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
@@ -38,6 +39,7 @@ class FitOptions:
         _check(0 <= self.validation_split < 1, "validation_split", "a fraction in [0, 1)", self.validation_split)
         _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED,
                "seed", f"an integer in 0..{MAX_SEED}", self.seed)
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", "a fraction in [0, 1)", self.label_smoothing)
         if self.stop_at_accuracy is not None:
             _check(0 < self.stop_at_accuracy <= 1, "stop_at_accuracy", "a fraction in (0, 1]",
                    self.stop_at_accuracy)
@@ -117,20 +119,28 @@ def default_learning_rate(config: RunConfig) -> float:
     return config.default_learning_rate()
 
 
+ACCURATE_EPOCHS = 15
+
+
 def mnist_preset(model: MnistModel = "fast", **overrides: Any) -> MnistConfig:
     """The recommended settings for each MNIST model; keyword overrides go to FitOptions or MnistConfig."""
     fit_defaults: dict[MnistModel, dict[str, Any]] = {
         # The fast preset is tuned for a 2-core laptop CPU (see bench/mnist.py).
-        "fast": dict(epochs=3, batch_size=256, learning_rate=6e-3, validation_split=0.05,
-                     lr_schedule="onecycle"),
+        "fast": dict(epochs=3, batch_size=128, learning_rate=4e-3, validation_split=0.05,
+                     lr_schedule="onecycle", label_smoothing=0.1),
         # The seed material's recipe.
         "cnn": dict(epochs=10, batch_size=32, learning_rate=1e-3, validation_split=0.3,
                     stop_at_accuracy=0.98),
         "ann": dict(epochs=5, batch_size=32, learning_rate=1e-3, validation_split=0.3),
+        # Augmented, 99.52 % in one run in ~0.8x (wall) / 1.4x (CPU) the time of Keras' 15-epoch recipe, measured
+        # under load (bench/mnist.py); the 99.6 % goal is not reached yet.
+        "accurate": dict(epochs=ACCURATE_EPOCHS, batch_size=256, learning_rate=6e-3, validation_split=0.05,
+                         lr_schedule="onecycle"),
     }
+    config_defaults: dict[str, dict[str, Any]] = {"accurate": dict(augment=True)}
     fit_fields = {f.name for f in dataclasses.fields(FitOptions)}
     fit_args = {**fit_defaults[model], **{k: v for k, v in overrides.items() if k in fit_fields}}
-    other = {k: v for k, v in overrides.items() if k not in fit_fields}
+    other = {**config_defaults.get(model, {}), **{k: v for k, v in overrides.items() if k not in fit_fields}}
     return MnistConfig(model=model, fit=FitOptions(**fit_args), **other)
 
 

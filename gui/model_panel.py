@@ -81,6 +81,7 @@ class ModelPanel(QWidget):
         self._summary_cache: dict[SummaryKey, ModelPreview] = {}
         self._summary_key: SummaryKey | None = None
         self._lr_schedule = "constant"
+        self._label_smoothing = 0.0
         self.tasks = TaskGroup(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -278,6 +279,7 @@ class ModelPanel(QWidget):
             self.stop_spin.setValue(fit.stop_at_accuracy)
         self.augment_check.setChecked(augment)
         self._lr_schedule = fit.lr_schedule
+        self._label_smoothing = fit.label_smoothing
 
     def _on_mnist_model(self) -> None:
         self.apply_preset(self.mnist_model())
@@ -306,7 +308,8 @@ class ModelPanel(QWidget):
                           learning_rate=self.lr_spin.value(), validation_split=round(self.val_spin.value(), 4),
                           seed=self.seed_spin.value(),
                           stop_at_accuracy=round(self.stop_spin.value(), 4) if self.stop_check.isChecked() else None,
-                          lr_schedule="onecycle" if self._lr_schedule == "onecycle" else "constant")
+                          lr_schedule="onecycle" if self._lr_schedule == "onecycle" else "constant",
+                          label_smoothing=self._label_smoothing)
 
     def build_config(self, kind: str, folder: str = "") -> RunConfig:
         """The run config from the widgets; ConfigError names the bad value."""

@@ -39,6 +39,7 @@ from transferlab.core.events import (
     null_reporter,
 )
 from transferlab.core.models.building import building_models
+from transferlab.core.models.losses import SmoothedSparseCrossentropy
 from transferlab.core.models.schedules import OneCycle
 from transferlab.core.models.summary import summarize_model, summary_to_dict
 from transferlab.core.records import EvaluationReport, HistoryRow
@@ -157,8 +158,9 @@ def _compile(prepared: Prepared, config: RunConfig) -> None:
     learning_rate: float | OneCycle = peak
     if fit.lr_schedule == "onecycle":
         learning_rate = OneCycle(peak, total_steps=fit.epochs * prepared.steps_per_epoch)
-    prepared.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                           loss=keras.losses.SparseCategoricalCrossentropy(),
+    loss: keras.losses.Loss = (SmoothedSparseCrossentropy(fit.label_smoothing) if fit.label_smoothing
+                               else keras.losses.SparseCategoricalCrossentropy())
+    prepared.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
                            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 

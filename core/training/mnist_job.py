@@ -11,9 +11,10 @@ import tensorflow as tf
 from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.analysis.ood import BANK_SIZE
 from transferlab.core.config import MnistConfig
+from transferlab.core.data.digit_augment import random_affine
 from transferlab.core.data.mnist import CLASS_NAMES, Mnist, describe, load_mnist, per_class_counts
 from transferlab.core.models.building import building_models
-from transferlab.core.models.mnist import augmentation_layers, build_mnist_model
+from transferlab.core.models.mnist import build_mnist_model
 from transferlab.core.records import DataSummary, EvaluationReport, ModelInfo
 from transferlab.core.training.jobs import JobContext, Prepared
 from transferlab.core.training.trust_fit import TrustSamples
@@ -34,9 +35,7 @@ def make_train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, 
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        with building_models():
-            augmenter = augmentation_layers(seed)
-        dataset = dataset.map(lambda x, y: (augment_batch(augmenter, x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (random_affine(x, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -45,17 +44,10 @@ def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -
     return dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_batch(augmenter: keras.Sequential, images: tf.Tensor) -> tf.Tensor:
-    """Augment a batch of raw [B, 28, 28] digits; returns the same shape and value range."""
-    return augmenter(images[..., None], training=True)[..., 0]
-
-
 def augmentation_preview(image: np.ndarray, count: int = 8, seed: int | None = None) -> np.ndarray:
     """One digit before (index 0) and after `count` random augmentations: uint8 (count + 1, 28, 28)."""
-    with building_models():
-        augmenter = augmentation_layers(seed)
     batch = np.repeat(np.asarray(image, dtype=np.float32)[None], count, axis=0)
-    augmented = keras.ops.convert_to_numpy(augment_batch(augmenter, tf.constant(batch)))
+    augmented = random_affine(tf.constant(batch), seed).numpy()
     return np.concatenate([np.asarray(image, dtype=np.uint8)[None],
                            np.clip(augmented, 0, 255).round().astype(np.uint8)])
 

@@ -37,7 +37,7 @@ def test_configs_are_frozen():
     (lambda: FitOptions(epochs=0), "epochs: expected an integer >= 1, got 0"),
     (lambda: FitOptions(validation_split=1.0), "validation_split: expected a fraction in [0, 1), got 1.0"),
     (lambda: FitOptions(learning_rate=-1), "learning_rate: expected a number in (0, 10), got -1"),
-    (lambda: MnistConfig(model="resnet"), "model: expected one of fast, cnn, ann, got 'resnet'"),
+    (lambda: MnistConfig(model="resnet"), "model: expected one of fast, cnn, ann, accurate, got 'resnet'"),
     (lambda: FolderConfig(data_dir=""), "data_dir: expected a folder of class subfolders, got ''"),
     (lambda: FolderConfig(data_dir="x", unfreeze=-2), "unfreeze: expected an integer >= 0 or 'all', got -2"),
     (lambda: config_from_dict({"kind": "video"}), "expected a run config of kind mnist or folder, got kind='video'"),
@@ -49,7 +49,7 @@ def test_bad_values_are_named_with_what_was_expected(make, message):
 
 
 def test_learning_rate_defaults_depend_on_the_kind_of_run():
-    assert mnist_preset("fast").fit.learning_rate == 6e-3  # presets set their own
+    assert mnist_preset("fast").fit.learning_rate == 4e-3  # presets set their own
     frozen = FolderConfig(data_dir="x")
     finetune = dataclasses.replace(frozen, mode="finetune")
     assert frozen.fit.learning_rate is None and default_learning_rate(frozen) == 1e-3

@@ -40,6 +40,23 @@ def test_first_start_shows_mnist_ready_to_train(qtbot, make_window):
     assert panel.selected_index == 7
 
 
+def test_accurate_mnist_choice_applies_its_preset_and_says_what_it_costs(make_window):
+    from transferlab.core.config import mnist_preset
+
+    window = make_window(wait_data=False)
+    panel = window.model_panel
+    panel.set_mnist_model("accurate")
+    assert "99.5 %" in panel.model_combo.currentText() and "8x" in panel.model_combo.currentText()
+    config = panel.build_config("mnist")
+    preset = mnist_preset("accurate")
+    assert (config.model, config.augment) == ("accurate", True)
+    assert (config.fit.epochs, config.fit.batch_size, config.fit.lr_schedule) == (
+        preset.fit.epochs, preset.fit.batch_size, "onecycle")
+    assert config.fit.learning_rate == pytest.approx(preset.fit.learning_rate)
+    panel.set_mnist_model("fast")  # and back: the fast preset's label smoothing travels with the choice
+    assert panel.build_config("mnist").fit.label_smoothing == mnist_preset("fast").fit.label_smoothing == 0.1
+
+
 @pytest.mark.slow
 def test_dropped_image_is_classified(qtbot, make_window, trained_store, digit_png):
     window = make_window(trained_store)
