@@ -77,7 +77,12 @@ class FolderConfig:
     init_from_run: str | None = None  # fine-tune starting from that (frozen) run's head
     dropout: float = 0.2
     class_weights: Literal["auto", "on", "off"] = "auto"
-    fit: FitOptions = field(default_factory=lambda: FitOptions(epochs=10, batch_size=32, validation_split=0.2))
+    # The frozen mode's recommended fit: a head on cached features costs milliseconds per epoch, so it trains
+    # until the validation loss stops improving (best weights restored), up to a generous cap.
+    fit: FitOptions = field(default_factory=lambda: FitOptions(
+        epochs=FROZEN_EPOCH_CAP, batch_size=32, validation_split=0.2,
+        early_stopping_patience=FROZEN_PATIENCE))
+    cv_folds: int = 0  # > 1: also cross-validate a head on the cached features over this many folds
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -87,11 +92,34 @@ class FolderConfig:
                "unfreeze", "an integer >= 0 or 'all'", self.unfreeze)
         _check(0 <= self.test_split < 1, "test_split", "a fraction in [0, 1)", self.test_split)
         _check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)", self.dropout)
+        _check(self.cv_folds == 0 or 2 <= self.cv_folds <= 20, "cv_folds", "0 (off) or an integer in 2..20",
+               self.cv_folds)
 
 
 RunConfig = MnistConfig | FolderConfig
 DEFAULT_LEARNING_RATE = 1e-3
 FINETUNE_LEARNING_RATE = 1e-4  # unfrozen pretrained weights need small steps (Keras transfer-learning guide)
+FROZEN_EPOCH_CAP, FROZEN_PATIENCE = 300, 20  # a cap that early stopping, not the count, ends
+FINETUNE_EPOCHS, FINETUNE_PATIENCE = 20, 3  # each fine-tuning epoch costs real time: stop soon after the best
+MODE_FIT_KEYS = ("learning_rate", "epochs", "early_stopping_patience")  # what each mode recommends itself
+
+
+def recommended_fit(mode: TransferMode) -> dict[str, Any]:
+    """A transfer mode's own settings: learning rate, epochs (a cap) and early-stopping patience."""
+    # learning_rate None: the mode's default (default_learning_rate), stored as "unset" with the run
+    if mode == "finetune":
+        return {"learning_rate": None, "epochs": FINETUNE_EPOCHS, "early_stopping_patience": FINETUNE_PATIENCE}
+    return {"learning_rate": None, "epochs": FROZEN_EPOCH_CAP, "early_stopping_patience": FROZEN_PATIENCE}
+
+
+def folder_config_for(mode: TransferMode, base: FolderConfig, explicit: dict[str, Any] | None = None,
+                      **changes: Any) -> FolderConfig:
+    """`base` in `mode` with that mode's recommended fit settings, except the ones set explicitly."""
+    fit_changes = {**recommended_fit(mode), **(explicit or {})}
+    unknown = set(fit_changes) - {f.name for f in dataclasses.fields(FitOptions)}
+    if unknown:
+        raise ConfigError(f"expected fit options, got {', '.join(sorted(unknown))}")
+    return dataclasses.replace(base, mode=mode, fit=dataclasses.replace(base.fit, **fit_changes), **changes)
 
 
 def default_learning_rate(config: RunConfig) -> float:

@@ -5,7 +5,8 @@ Public API
   Classes are the top-level subfolders (sorted names); files nested deeper count for their top-level
   folder; dot-prefixed files and folders are ignored; other suffixes are listed in ``ignored``; every
   image is decoded (cheaply) and broken ones are listed in ``skipped`` with the reason. DataError when
-  the root is unusable or fewer than 2 classes have usable images.
+  the root is unusable or fewer than 2 classes have usable images. The folder ``_excluded`` (images set
+  aside by the data check, core.data.fixes) is never a class.
 - ``FolderScan`` — root, class_names, items ((relative POSIX path, class index), ...), skipped, ignored,
   empty_classes, sizes, duplicates; ``counts``, ``labels``, ``summary()`` (JSON-able, for GUI and CLI).
 - ``split_items(scan, val_fraction, test_fraction=0.0, seed=42) -> DataSplit`` — stratified and seeded.
@@ -54,6 +55,16 @@ logger = logging.getLogger(__name__)
 Item = tuple[str, int]  # (relative path, class index)
 ProgressCallback = Callable[[int, int], None]
 SPLIT_FORMAT = 1
+EXCLUDED_DIR = "_excluded"  # images the data check's user set aside (core.data.fixes); never a class
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """BLAKE2b-128 of a file's bytes, hex: the identity of an image's content (caches, the fixes journal)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,8 @@ def scan_folder(
         entries = sorted(os.scandir(root_path), key=lambda e: e.name)
     except OSError as exc:
         raise DataError(f"expected a readable folder at {root_path}, got {type(exc).__name__}: {exc}") from exc
-    class_names = tuple(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    class_names = tuple(e.name for e in entries if e.is_dir() and not e.name.startswith(".")
+                        and e.name != EXCLUDED_DIR)
     ignored = [e.name for e in entries if not e.is_dir() and not e.name.startswith(".")]
     candidates: list[tuple[str, int]] = []
     for index, name in enumerate(class_names):

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transferlab.core.analysis.crossval import cross_validate
 from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.config import FolderConfig, default_learning_rate
 from transferlab.core.data.folders import (
@@ -45,6 +46,7 @@ from transferlab.core.data.folders import (
     split_items,
 )
 from transferlab.core.errors import DataError
+from transferlab.core.events import PhaseProgress
 from transferlab.core.models.backbones import resolve_backbone
 from transferlab.core.models.transfer import (
     EXTRACT_BATCH,
@@ -78,6 +80,7 @@ class FolderJob:
         self._fitted: keras.Model | None = None
         self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
         self._eval_part = "val"
+        self._cv_data: tuple[np.ndarray, np.ndarray] | None = None  # frozen features of train + val, for --cv
 
     # ---- Job protocol ----
 
@@ -159,8 +162,27 @@ class FolderJob:
         report = classification_report(labels, probabilities, self.split.class_names,
                                        sample_ids=[p for p, _ in items])
         prefix = {"val": "val", "test": "test", "train": "train"}[self._eval_part]
-        return {"eval_set": _EVAL_SET_NAMES[self._eval_part], f"{prefix}_accuracy": report["accuracy"],
-                f"{prefix}_loss": report["loss"], **report}
+        metrics = {"eval_set": _EVAL_SET_NAMES[self._eval_part], f"{prefix}_accuracy": report["accuracy"],
+                   f"{prefix}_loss": report["loss"], **report}
+        if self.config.cv_folds:
+            metrics.update(self._cross_validate(ctx))
+        return metrics
+
+    def _cross_validate(self, ctx: JobContext) -> dict[str, Any]:
+        """{"cv": the report} (also stored as crossval.json), or {"cv_note": why there is none}."""
+        if self._cv_data is None:
+            return {"cv_note": "cross-validation needs a frozen run without augmentation (cached features)"}
+        ctx.reporter(PhaseProgress("cross-validating", 0, 1))
+        features, labels = self._cv_data
+        assert self.split is not None
+        try:
+            cv = cross_validate(features, labels, self.split.class_names, self.config.cv_folds, self.config.fit.seed)
+        except DataError as exc:
+            return {"cv_note": str(exc)}
+        cv["images"] = "training and validation images (the test split stays untouched)"
+        ctx.store.write_json(ctx.run_id, "crossval.json", cv)
+        ctx.reporter(PhaseProgress("cross-validating", 1, 1))
+        return {"cv": cv}
 
     # ---- data ----
 
@@ -211,6 +233,9 @@ class FolderJob:
         val = None
         if "val" in cache:
             val = tf.data.Dataset.from_tensor_slices(cache["val"]).batch(256)
+        if top is None and self.config.cv_folds:  # cross-validation reuses the features: no extra pass
+            known = [cache[part] for part in ("train", "val") if part in cache]
+            self._cv_data = (np.concatenate([x for x, _ in known]), np.concatenate([y for _, y in known]))
         fitted = head if top is None else chain(train_x.shape[1:], [top], head, "top_and_head")
         self._fitted, self._eval_cache = fitted, cache[self._eval_part]
         full_parts = [bottom] if top is None else [bottom, top]
