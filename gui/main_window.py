@@ -1,5 +1,6 @@
 """The main window: a run bar (Train, Stop, progress, time remaining), an inline message bar and one tab per
-view (Data, Model, Training, Results, Runs, Classify). Owns the training Task; drops of folders and images."""
+view (Data, Check data, Model, Training, Results, Runs, Classify). Owns the training Task; drops of folders and
+images."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, Ru
 from transferlab.core.runs.store import RunStore
 from transferlab.gui.classify_panel import ClassifyPanel
 from transferlab.gui.data_panel import DataPanel
+from transferlab.gui.doctor_panel import DoctorPanel
 from transferlab.gui.model_panel import ModelPanel
 from transferlab.gui.results_panel import ResultsPanel
 from transferlab.gui.runs_panel import RunsPanel
@@ -75,6 +77,8 @@ class MainWindow(QMainWindow):
                               (self.training_panel, "3 · Training"), (self.results_panel, "4 · Results"),
                               (self.runs_panel, "5 · Runs && compare"), (self.classify_panel, "6 · Classify")):
             self.tabs.addTab(widget, title)
+        self.doctor_panel = DoctorPanel(self.store)
+        self.tabs.insertTab(1, self.doctor_panel, "Check data")
 
         self.train_button = QPushButton("▶  Train")
         self.train_button.setToolTip("Train the model on the chosen data (Ctrl+Return)")
@@ -108,8 +112,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        for panel in (self.data_panel, self.results_panel, self.runs_panel, self.classify_panel):
+        for panel in (self.data_panel, self.results_panel, self.runs_panel, self.classify_panel, self.doctor_panel):
             panel.message.connect(self.show_message)
+        self.doctor_panel.retrainRequested.connect(self._retrain_after_check)
+        self.model_panel.backbone_combo.currentTextChanged.connect(self._on_backbone_changed)
         self.data_panel.sourceChanged.connect(self._on_source_changed)
         self.data_panel.loaded.connect(self._on_data_loaded)
         self.model_panel.compareRequested.connect(self.start_compare)
@@ -128,13 +134,20 @@ class MainWindow(QMainWindow):
 
     def _on_source_changed(self, kind: str, folder: str) -> None:
         self.model_panel.set_kind(kind)
+        self.doctor_panel.set_source(kind, folder, self.model_panel.backbone_combo.currentText().strip())
+        self.doctor_panel.set_runs(self.runs_panel.runs)
         self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
                                   else f"Data: folder <b>{html_text(folder)}</b>")
+
+    def _on_backbone_changed(self, text: str) -> None:
+        kind, folder = self.data_panel.source()
+        self.doctor_panel.set_source(kind, folder, text.strip())
 
     def _on_data_loaded(self, kind: str) -> None:
         summary = self.data_panel.scan_summary
         if kind == "folder" and summary:
             self.model_panel.set_class_count(len(summary.get("classes", [])))
+            self.model_panel.set_folder_size(int(summary.get("images", 0)))
 
     # ---- training ----
 
@@ -173,7 +186,8 @@ class MainWindow(QMainWindow):
         self._run_index = 0
         self._epochs = epochs
         self._started = time.monotonic()
-        task = Task(compare_fn(config, self.store) if compare else training_fn(config, self.store),
+        explicit = self.model_panel.explicit_fit() if compare else None
+        task = Task(compare_fn(config, self.store, explicit) if compare else training_fn(config, self.store),
                     "compare" if compare else "training", owner=self)
         task.event.connect(self._on_training_event)
         task.returned.connect(self._on_training_returned)
@@ -230,10 +244,9 @@ class MainWindow(QMainWindow):
                 self.show_message(f"Frozen run {frozen.get('status')}; fine-tuned run "
                                   f"{tuned.get('status') or ''} {tuned.get('reason') or ''}".strip(), "warning")
             else:
-                diff = (result.get("differences") or {}).get("accuracy")
-                note = f": fine-tuning changed accuracy by {100 * diff:+.2f} points" if isinstance(diff, float) else ""
-                self.show_message(f"Frozen and fine-tuned runs trained on the same split{note}. "
-                                  "See Runs & compare.", "success")
+                headline = result.get("headline") or ""
+                self.show_message(f"Frozen and fine-tuned runs trained on the same split, each with its own "
+                                  f"mode's settings. {headline} See Runs & compare.", "success")
             self.tabs.setCurrentWidget(self.runs_panel)
             return
         if result.status == "failed":
@@ -244,6 +257,9 @@ class MainWindow(QMainWindow):
             accuracy = result.metrics.get("accuracy")
             note = f" — {result.metrics.get('eval_set', 'test')} accuracy {100 * accuracy:.2f} %" \
                 if isinstance(accuracy, float) else ""
+            cv = result.metrics.get("cv")
+            if isinstance(cv, dict) and cv.get("text"):
+                note += f"; cross-validated {cv['text']}"
             self.show_message(f"Run {result.run_id} finished{note}." + (f" ({result.reason})" if result.reason
                                                                           else ""), "success")
         if result.metrics:
@@ -264,6 +280,7 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(status)
         self.runs_panel.refresh()
         self.classify_panel.refresh_runs(self.runs_panel.runs)
+        self.doctor_panel.set_runs(self.runs_panel.runs)
         self.training = None
         self.trainingFinished.emit(self.last_result if task is not None and not task.error else None)
 
@@ -276,6 +293,12 @@ class MainWindow(QMainWindow):
         except Exception:
             logger.exception("history of %s", run_id)
         self.tabs.setCurrentWidget(self.results_panel)
+
+    def _retrain_after_check(self) -> None:
+        """The data check's "Retrain": a frozen run on the fixed folder (its features come from the check's
+        cache, so only the head trains)."""
+        self.model_panel.frozen_radio.setChecked(True)
+        self.start_training()
 
     def _on_classify_with(self, run_id: str) -> None:
         self.classify_panel.refresh_runs(self.runs_panel.runs)
@@ -319,6 +342,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self)
         self.model_panel.shutdown()
+        self.doctor_panel.stop()
         if self.training is not None and self.training.running:
             self.training.stop("the window was closed")
         wait_for_tasks(CLOSE_TIMEOUT_S)

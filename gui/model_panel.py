@@ -37,6 +37,7 @@ from transferlab.core.config import (
     FolderConfig,
     MnistConfig,
     mnist_preset,
+    recommended_fit,
 )
 from transferlab.gui.widgets import html_text
 from transferlab.gui.worker import KERAS_LOCK, Task
@@ -47,6 +48,8 @@ MNIST_CHOICES = (("fast", "Fast CNN (recommended)"), ("cnn", "Seed CNN (the orig
                  ("ann", "ANN (dense layers only)"))
 BUNDLED_BACKBONES = ("efficientnet-lite0",)
 SUMMARY_DELAY_MS = 250
+CV_FOLDS = 5
+CV_AUTO_MAX_IMAGES = 2000  # cross-validation is on by default up to this many images (it costs seconds)
 
 
 def mnist_summary(model: str) -> Any:
@@ -136,7 +139,7 @@ class ModelPanel(QWidget):
         self.unfreeze_spin.setSuffix(" blocks")
         self.unfreeze_all = QCheckBox("all")
         self.finetune_radio.toggled.connect(self._update_enabled)
-        self.finetune_radio.toggled.connect(self._follow_mode_learning_rate)
+        self.finetune_radio.toggled.connect(self._on_mode_toggled)
         self.unfreeze_all.toggled.connect(self._update_enabled)
         # The summary shows what trains, so it follows the mode and the number of unfrozen blocks.
         for changed in (self.finetune_radio.toggled, self.unfreeze_all.toggled, self.unfreeze_spin.valueChanged):
@@ -148,10 +151,22 @@ class ModelPanel(QWidget):
         tune_row.addStretch(1)
         self.compare_button = QPushButton("Train frozen and fine-tuned on the same split (compare)")
         self.compare_button.clicked.connect(self.compareRequested)
+        self.cv_check = QCheckBox(f"Cross-validate the head over {CV_FOLDS} folds (frozen runs: reuses the "
+                                  "cached features, costs seconds)")
+        self.cv_check.setToolTip("Reports accuracy as mean ± spread over the folds, so one lucky or unlucky "
+                                 "validation split can't mislead. On by default for folders of up to "
+                                 f"{CV_AUTO_MAX_IMAGES:,} images.")
+        self.cv_check.clicked.connect(self._on_cv_clicked)
+        self._cv_chosen = False  # the user ticked or unticked it: no more automatic choice
+        self._explicit: dict[str, dict[str, Any]] = {"frozen": {}, "finetune": {}}  # per mode: what the user set
+        self.stopping_label = QLabel("")
+        self.stopping_label.setWordWrap(True)
         folder_layout = QVBoxLayout(self.folder_box)
         folder_layout.addLayout(backbone_row)
         folder_layout.addWidget(self.frozen_radio)
         folder_layout.addLayout(tune_row)
+        folder_layout.addWidget(self.cv_check)
+        folder_layout.addWidget(self.stopping_label)
         folder_layout.addWidget(self.compare_button)
 
         # fitting
@@ -244,6 +259,8 @@ class ModelPanel(QWidget):
                 self.apply_preset(self.mnist_model())
             else:
                 self._apply_fit(FolderConfig(data_dir=".").fit, augment=False)
+                self._explicit = {"frozen": {}, "finetune": {}}
+                self._apply_mode_fit(self.mode())
         self._update_enabled()
         self._schedule_summary()
 
@@ -280,12 +297,50 @@ class ModelPanel(QWidget):
         if folder:
             self.backbone_combo.setEditText(folder)
 
-    def _follow_mode_learning_rate(self, finetune: bool) -> None:
-        """Switch to the mode's default learning rate, unless the user chose their own."""
-        old, new = ((DEFAULT_LEARNING_RATE, FINETUNE_LEARNING_RATE) if finetune
-                    else (FINETUNE_LEARNING_RATE, DEFAULT_LEARNING_RATE))
-        if math.isclose(self.lr_spin.value(), old):
-            self.lr_spin.setValue(new)
+    def set_folder_size(self, images: int) -> None:
+        """Cross-validation on by default for folders small enough that it costs little."""
+        if not self._cv_chosen:
+            self.cv_check.setChecked(0 < images <= CV_AUTO_MAX_IMAGES)
+
+    def _on_cv_clicked(self) -> None:
+        self._cv_chosen = True
+
+    def mode(self) -> str:
+        return "finetune" if self.finetune_radio.isChecked() else "frozen"
+
+    def _on_mode_toggled(self, finetune: bool) -> None:
+        """Each mode keeps its own learning rate and epochs: the settings the user chose for the mode being left
+        are remembered for it (and for its arm in "frozen vs fine-tuned"); the other mode's are shown."""
+        old = "frozen" if finetune else "finetune"
+        self._explicit[old] = self._chosen(old)
+        self._apply_mode_fit("finetune" if finetune else "frozen")
+
+    def _apply_mode_fit(self, mode: str) -> None:
+        chosen = self._explicit.get(mode, {})
+        self.lr_spin.setValue(chosen.get("learning_rate", _mode_learning_rate(mode)))
+        self.epochs_spin.setValue(chosen.get("epochs", recommended_fit(mode)["epochs"]))  # type: ignore[arg-type]
+        self._update_stopping_label()
+
+    def _chosen(self, mode: str) -> dict[str, Any]:
+        """The form's values that differ from `mode`'s recommendation (the user set them)."""
+        chosen: dict[str, Any] = {}
+        if not math.isclose(self.lr_spin.value(), _mode_learning_rate(mode)):
+            chosen["learning_rate"] = self.lr_spin.value()
+        if self.epochs_spin.value() != recommended_fit(mode)["epochs"]:  # type: ignore[arg-type]
+            chosen["epochs"] = self.epochs_spin.value()
+        return chosen
+
+    def _update_stopping_label(self) -> None:
+        patience = recommended_fit(self.mode())["early_stopping_patience"]  # type: ignore[arg-type]
+        self.stopping_label.setText(f"<small>Early stopping: training ends when the validation loss has not "
+                                    f"improved for {patience} epochs, keeping the best epoch's weights; "
+                                    "Epochs is the cap.</small>")
+
+    def explicit_fit(self) -> dict[str, dict[str, Any]]:
+        """For "frozen vs fine-tuned": per mode, the settings the user changed from that mode's recommendation
+        (the current mode's from the form, the other's as last chosen); each applies to its own arm only."""
+        other = "frozen" if self.mode() == "finetune" else "finetune"
+        return {self.mode(): self._chosen(self.mode()), other: dict(self._explicit.get(other, {}))}
 
     def _update_enabled(self) -> None:
         finetune = self.finetune_radio.isChecked()
@@ -294,12 +349,16 @@ class ModelPanel(QWidget):
         self.stop_spin.setEnabled(self.stop_check.isChecked())
 
     def fit_options(self) -> FitOptions:
+        folder = self.kind == "folder"
+        learning_rate: float | None = self.lr_spin.value()
+        if folder and math.isclose(self.lr_spin.value(), _mode_learning_rate(self.mode())):
+            learning_rate = None  # unset: the mode's default, stored as such with the run
+        patience = recommended_fit(self.mode())["early_stopping_patience"] if folder else None  # type: ignore[arg-type]
         return FitOptions(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
-                          learning_rate=self.lr_spin.value(), validation_split=round(self.val_spin.value(), 4),
-                          seed=self.seed_spin.value(),
+                          learning_rate=learning_rate, validation_split=round(self.val_spin.value(), 4),
+                          seed=self.seed_spin.value(), early_stopping_patience=patience,
                           stop_at_accuracy=round(self.stop_spin.value(), 4) if self.stop_check.isChecked() else None,
-                          lr_schedule=getattr(self, "_lr_schedule", "constant") if self.kind == "mnist"
-                          else "constant")
+                          lr_schedule=getattr(self, "_lr_schedule", "constant") if not folder else "constant")
 
     def build_config(self, kind: str, folder: str = "") -> MnistConfig | FolderConfig:
         """The run config from the widgets; ConfigError names the bad value."""
@@ -309,10 +368,11 @@ class ModelPanel(QWidget):
                                train_limit=self.train_limit.value() or None,
                                test_limit=self.test_limit.value() or None, fit=self.fit_options(), name=name)
         unfreeze: int | str = "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value()
+        mode = self.mode()
+        cv_folds = CV_FOLDS if self.cv_check.isChecked() and mode == "frozen" else 0
         return FolderConfig(data_dir=folder, backbone=self.backbone_combo.currentText().strip(),
-                            mode="finetune" if self.finetune_radio.isChecked() else "frozen",
-                            unfreeze=unfreeze, augment=self.augment_check.isChecked(), fit=self.fit_options(),
-                            name=name)
+                            mode=mode, unfreeze=unfreeze, augment=self.augment_check.isChecked(),  # type: ignore[arg-type]
+                            fit=self.fit_options(), name=name, cv_folds=cv_folds)
 
     # ---- summary ----
 
@@ -385,3 +445,8 @@ class ModelPanel(QWidget):
         if info is not None and info.blocks:
             self.unfreeze_spin.setMaximum(info.blocks)
         self.summaryShown.emit()
+
+
+def _mode_learning_rate(mode: str) -> float:
+    return FINETUNE_LEARNING_RATE if mode == "finetune" else DEFAULT_LEARNING_RATE
+

@@ -142,7 +142,7 @@ class ResultsPanel(QWidget):
             f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {eval_set} set of "
             f"{metrics.get('samples', '?')} "
             f"images: <span style='font-size:14pt'><b>accuracy {100 * metrics.get('accuracy', 0):.2f} %</b></span>, "
-            f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.")
+            f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.{_cv_note(metrics)}")
         self.confusion.set_matrix(metrics.get("confusion_matrix", []), names)
         for entry in metrics.get("misclassified", [])[:MAX_SHOWN]:
             self._add_item(self.misclassified, entry["id"], self._caption(entry))
@@ -221,3 +221,14 @@ def _misclassified_note(metrics: dict[str, Any]) -> str:
 
 def _short(text: str, limit: int = 12) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _cv_note(metrics: dict[str, Any]) -> str:
+    """" Cross-validated: 93.6 % ± 1.0 over 5 folds." when the run was cross-validated."""
+    cv = metrics.get("cv")
+    if not isinstance(cv, dict) or not cv.get("text"):
+        return ""
+    return (f"<br>Cross-validated (a head on the cached features, {cv.get('samples', '?')} images): "
+            f"<span style='font-size:14pt'><b>{html_text(cv['text'])}</b></span> — one split's accuracy can move "
+            "by about the spread.")
+

@@ -136,8 +136,12 @@ class RunsPanel(QWidget):
         self.table.setRowCount(len(self.runs))
         for r, run in enumerate(self.runs):
             accuracy = run.metrics.get("accuracy")
+            shown = f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—"
+            cv = run.metrics.get("cv")
+            if isinstance(cv, dict) and cv.get("text"):
+                shown += f" (cv {cv['text']})"
             values = [run.title(), run.run_id, run.status + (f" ({run.reason})" if run.reason else ""),
-                      f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—", str(run.epochs_done),
+                      shown, str(run.epochs_done),
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created))]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)

@@ -192,14 +192,15 @@ def training_fn(config: Any, store: Any) -> TaskFn:
     return train
 
 
-def compare_fn(config: Any, store: Any) -> TaskFn:
-    """Frozen and fine-tuned runs on the same split: core.transfer.compare_frozen_finetune."""
+def compare_fn(config: Any, store: Any, explicit: dict[str, dict[str, Any]] | None = None) -> TaskFn:
+    """Frozen and fine-tuned runs on the same split: core.training.compare.compare_frozen_finetune; `explicit`
+    holds the settings the user set for one arm (the rest are each mode's own)."""
 
     def compare(report: Report, stop: StopFlag) -> Any:
         with KERAS_LOCK:
             from transferlab.core.training.compare import compare_frozen_finetune
 
-            return compare_frozen_finetune(config, report, stop, store)
+            return compare_frozen_finetune(config, report, stop, store, explicit=explicit)
 
     return compare
 
@@ -207,3 +208,23 @@ def compare_fn(config: Any, store: Any) -> TaskFn:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def doctor_fn(folder: str, backbone: str, split_run: str | None = None, store: Any = None) -> TaskFn:
+    """The data check: core.analysis.doctor.check_folder; progress as PhaseProgress events."""
+
+    def check(report: Report, stop: StopFlag) -> Any:
+        from transferlab.core.events import PhaseProgress
+
+        with KERAS_LOCK:
+            from transferlab.core.analysis.doctor import check_folder
+
+            split = None
+            if split_run:
+                from transferlab.core.runs.lineage import load_run_split
+
+                split = load_run_split(store, split_run)
+            return check_folder(folder, backbone, split=split, stop=stop,
+                                progress=lambda phase, done, total: report(PhaseProgress(phase, done, total)))
+
+    return check

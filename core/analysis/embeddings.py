@@ -137,3 +137,21 @@ def embed_files(root: str | os.PathLike[str], paths: Sequence[str], spec: str,
             cache.save()
     stacked = np.stack([cache.get(key) for key in keys]) if keys else np.zeros((0, 0), np.float32)
     return stacked.astype(np.float32, copy=False), {"cached": len(keys) - len(missing), "computed": len(missing)}
+
+
+def cached_features(root: str | os.PathLike[str], paths: Sequence[str], spec: str) -> dict[str, np.ndarray] | None:
+    """{path: vector} when the cache holds every file's vector for this backbone, else None (never computes)."""
+    path = EmbeddingCache.for_backbone(spec).path
+    if not path.is_file() or not paths:
+        return None
+    cache = EmbeddingCache(path)
+    found = {}
+    for relative in dict.fromkeys(paths):
+        try:
+            vector = cache.get(content_hash(os.path.join(root, relative)))
+        except OSError:
+            return None
+        if vector is None:
+            return None
+        found[relative] = vector
+    return found

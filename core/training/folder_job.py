@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from transferlab.core.analysis.crossval import cross_validate
+from transferlab.core.analysis.embeddings import cached_features
 from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.config import FolderConfig, default_learning_rate
 from transferlab.core.data.folders import (
@@ -81,6 +82,7 @@ class FolderJob:
         self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
         self._eval_part = "val"
         self._cv_data: tuple[np.ndarray, np.ndarray] | None = None  # frozen features of train + val, for --cv
+        self.features_source = "extracted"
 
     # ---- Job protocol ----
 
@@ -116,7 +118,7 @@ class FolderJob:
             assert bottom is not None
             prepared = self._prepare_cached(ctx, split, image_size, bottom, top, head)
             training = ("cached features: each image goes through the frozen backbone once, then only the head "
-                        "is fitted") if top is None else (
+                        f"is fitted (features {self.features_source})") if top is None else (
                 "cached activations: each image goes through the frozen bottom of the backbone once, then only "
                 "the unfrozen top blocks and the head are fitted")
         else:
@@ -221,11 +223,14 @@ class FolderJob:
         parts = {part: getattr(split, part) for part in ("train", "val", "test") if getattr(split, part)}
         if self._eval_part == "train":
             parts.setdefault("train", split.train)
-        total = sum(-(-len(items) // EXTRACT_BATCH) for items in parts.values())
-        reporter = _BatchPhase(ctx, phase, total)
-        forward = inference_function(bottom)
-        cache = {part: run_once(forward, split.root, items, image_size, reporter) for part, items in parts.items()}
-        reporter.finish()
+        cache = self._checked_features(ctx, split, parts) if top is None else None
+        if cache is None:
+            total = sum(-(-len(items) // EXTRACT_BATCH) for items in parts.values())
+            reporter = _BatchPhase(ctx, phase, total)
+            forward = inference_function(bottom)
+            cache = {part: run_once(forward, split.root, items, image_size, reporter)
+                     for part, items in parts.items()}
+            reporter.finish()
         train_x, train_y = cache["train"]
         train = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
                  .shuffle(len(train_y), seed=fit.seed, reshuffle_each_iteration=True)
@@ -246,6 +251,19 @@ class FolderJob:
 
         return Prepared(model=fitted, train=train, val=val, steps_per_epoch=-(-len(train_y) // fit.batch_size),
                         data_summary={}, summary_model=full, finalize=finalize)
+
+    def _checked_features(self, ctx: JobContext, split: DataSplit,
+                          parts: dict[str, Sequence[Item]]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+        """The features a data check already computed for every image (transferlab.core.analysis.embeddings:
+        same decoding, same extractor), so a retrain after a check and a fix skips extraction; None unless
+        all are there."""
+        lookup = cached_features(split.root, [p for items in parts.values() for p, _ in items], self.config.backbone)
+        if lookup is None:
+            return None
+        ctx.phase("reusing the data check's features", 1, 1)
+        self.features_source = "reused from the data check's cache"
+        return {part: (np.stack([lookup[p] for p, _ in items]), np.array([i for _, i in items], dtype=np.int32))
+                for part, items in parts.items()}
 
     def _prepare_end_to_end(self, split: DataSplit, image_size: tuple[int, int], parts: list[keras.Model],
                             head: keras.Sequential) -> Prepared:
