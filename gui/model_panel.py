@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from transferlab.core.config import (
     DEFAULT_LEARNING_RATE,
     FINETUNE_LEARNING_RATE,
+    FROZEN_LEARNING_RATE,
     FitOptions,
     FolderConfig,
     MnistConfig,
@@ -448,5 +449,5 @@ class ModelPanel(QWidget):
 
 
 def _mode_learning_rate(mode: str) -> float:
-    return FINETUNE_LEARNING_RATE if mode == "finetune" else DEFAULT_LEARNING_RATE
+    return FINETUNE_LEARNING_RATE if mode == "finetune" else FROZEN_LEARNING_RATE
 

@@ -38,11 +38,11 @@ import numpy as np
 from transferlab.core.analysis.crossval import cv_report, learning_curve, out_of_fold, usable_folds
 from transferlab.core.analysis.duplicates import (
     NearDuplicateGroup,
+    cached_perceptual_hashes,
     group_labels,
     near_duplicate_groups,
-    perceptual_hashes,
 )
-from transferlab.core.analysis.embeddings import EmbeddingCache, cache_root, embed_files
+from transferlab.core.analysis.embeddings import embed_files
 from transferlab.core.data.fixes import record_check
 from transferlab.core.data.folders import DataSplit, content_hash, scan_folder
 from transferlab.core.errors import TransferlabError
@@ -214,31 +214,3 @@ def balance(names: Sequence[str], counts: Sequence[int]) -> dict[str, Any]:
         notes.append(f"tiny classes (fewer than {TINY_CLASS} images): {', '.join(tiny)}; their recall can't be "
                      "measured reliably")
     return {"largest_to_smallest": round(ratio, 2), "tiny_classes": tiny, "notes": notes}
-
-
-_HASH_CACHE = "phash-v1"
-
-
-def cached_perceptual_hashes(root: str, paths: Sequence[str], progress: Callable[[int, int], None] | None = None,
-                             *, use_cache: bool = True, keys: Sequence[str] | None = None) -> np.ndarray:
-    """perceptual_hashes with an on-disk cache by file content (stored as four exact 16-bit floats)."""
-    cache = EmbeddingCache(cache_root() / f"{_HASH_CACHE}.npz") if use_cache else None
-    keys = list(keys) if keys is not None else [content_hash(Path(root) / p) for p in paths]
-    hashes = np.zeros(len(paths), dtype=np.uint64)
-    missing = []
-    for i, key in enumerate(keys):
-        vector = cache.get(key) if cache is not None else None
-        if vector is None:
-            missing.append(i)
-        else:
-            chunks = vector.astype(np.uint64)
-            hashes[i] = (chunks[0] << 48) | (chunks[1] << 32) | (chunks[2] << 16) | chunks[3]
-    computed = perceptual_hashes(root, [paths[i] for i in missing], progress)
-    for i, value in zip(missing, computed, strict=True):
-        hashes[i] = value
-        if cache is not None:
-            chunks = [(int(value) >> shift) & 0xFFFF for shift in (48, 32, 16, 0)]
-            cache.put(keys[i], np.array(chunks, dtype=np.float32))
-    if cache is not None:
-        cache.save()
-    return hashes

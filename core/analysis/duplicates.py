@@ -17,9 +17,12 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from transferlab.core.analysis.embeddings import EmbeddingCache, cache_root
+from transferlab.core.data.folders import content_hash
 from transferlab.core.data.images import load_rgb
 from transferlab.core.errors import ImageError
 
@@ -123,3 +126,39 @@ def group_labels(n: int, groups: Sequence[NearDuplicateGroup]) -> np.ndarray:
     for group in groups:
         ids[list(group.members)] = group.members[0]
     return ids
+
+
+_HASH_CACHE = "phash-v1"
+
+
+def cached_perceptual_hashes(root: str, paths: Sequence[str], progress: Callable[[int, int], None] | None = None,
+                             *, use_cache: bool = True, keys: Sequence[str] | None = None) -> np.ndarray:
+    """perceptual_hashes with an on-disk cache by file content (stored as four exact 16-bit floats)."""
+    cache = EmbeddingCache(cache_root() / f"{_HASH_CACHE}.npz") if use_cache else None
+    keys = list(keys) if keys is not None else [content_hash(Path(root) / p) for p in paths]
+    hashes = np.zeros(len(paths), dtype=np.uint64)
+    missing = []
+    for i, key in enumerate(keys):
+        vector = cache.get(key) if cache is not None else None
+        if vector is None:
+            missing.append(i)
+        else:
+            chunks = vector.astype(np.uint64)
+            hashes[i] = (chunks[0] << 48) | (chunks[1] << 32) | (chunks[2] << 16) | chunks[3]
+    computed = perceptual_hashes(root, [paths[i] for i in missing], progress)
+    for i, value in zip(missing, computed, strict=True):
+        hashes[i] = value
+        if cache is not None:
+            chunks = [(int(value) >> shift) & 0xFFFF for shift in (48, 32, 16, 0)]
+            cache.put(keys[i], np.array(chunks, dtype=np.float32))
+    if cache is not None:
+        cache.save()
+    return hashes
+
+
+def split_groups(root: str, paths: Sequence[str],
+                 progress: Callable[[int, int], None] | None = None) -> list[list[str]]:
+    """Near-duplicate groups of files by perceptual hash alone (strict: HASH_ONLY_MAX_BITS), for a training
+    split that keeps each group on one side; hashes come from (and go to) the on-disk cache."""
+    hashes = cached_perceptual_hashes(root, paths, progress)
+    return [[paths[i] for i in group.members] for group in near_duplicate_groups(hashes)]

@@ -24,6 +24,7 @@ as is. Sizes are (height, width), like Keras' ``image_size``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -275,6 +276,24 @@ def split_items(scan: FolderScan, val_fraction: float, test_fraction: float = 0.
     train, val, test = _stratified(scan.items, len(scan.class_names), val_fraction, test_fraction, seed)
     return DataSplit(class_names=scan.class_names, train=train, val=val, test=test, seed=seed, root=scan.root,
                      extra={"val_fraction": val_fraction, "test_fraction": test_fraction})
+
+
+def keep_groups_together(split: DataSplit, groups: Sequence[Sequence[str]]) -> tuple[DataSplit, int]:
+    """Move every near-duplicate group that straddles the parts of `split` into its training part, so no copy
+    of a validation or test image is trained on (leakage). Returns the split and how many groups were moved."""
+    part_of = {path: part for part in ("train", "val", "test") for path, _ in getattr(split, part)}
+    to_train: set[str] = set()
+    moved = 0
+    for group in groups:
+        parts = {part_of[p] for p in group if p in part_of}
+        if len(parts) > 1:
+            moved += 1
+            to_train.update(p for p in group if part_of.get(p) != "train")
+    if not to_train:
+        return split, 0
+    parts = {part: tuple(item for item in getattr(split, part) if item[0] not in to_train) for part in ("val", "test")}
+    moved_items = [item for part in ("val", "test") for item in getattr(split, part) if item[0] in to_train]
+    return dataclasses.replace(split, train=tuple(sorted([*split.train, *moved_items])), **parts), moved
 
 
 def split_from_folders(train_scan: FolderScan, val_scan: FolderScan, test_fraction: float = 0.0,

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from transferlab.core.analysis.crossval import cross_validate
+from transferlab.core.analysis.duplicates import split_groups
 from transferlab.core.analysis.embeddings import cached_features
 from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.config import FolderConfig, default_learning_rate
@@ -41,6 +42,7 @@ from transferlab.core.data.folders import (
     DataSplit,
     Item,
     class_weights,
+    keep_groups_together,
     make_dataset,
     scan_folder,
     split_from_folders,
@@ -213,6 +215,14 @@ class FolderJob:
             split = split_items(scan, fit.validation_split, config.test_split, fit.seed)
             source = (f"stratified, seed {fit.seed}: validation {fit.validation_split:g}, "
                       f"test {config.test_split:g}")
+            if split.val or split.test:  # near-duplicates on one side only: no copy of a held-out image trains
+                groups = split_groups(scan.root, [p for p, _ in scan.items],
+                                      _PhaseReporter(ctx, "looking for near-duplicates"))
+                split, moved = keep_groups_together(split, groups)
+                summary["near_duplicate_groups"] = len(groups)
+                summary["groups_kept_together"] = (
+                    f"{len(groups)} near-duplicate groups kept on one side of the split"
+                    + (f" ({moved} moved into training)" if moved else ""))
         split = dataclasses.replace(split, extra={**split.extra, "source": source})
         return split, summary
 

@@ -200,3 +200,53 @@ def test_cli_doctor_json_then_move_and_undo(tmp_path: Path, hub_model: Path) -> 
     assert undone.returncode == 0 and (root / top["file"]).is_file()
     bad = cli("--exclude", "../../etc/passwd")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "without '..'" in bad.stderr
+
+
+def test_a_frozen_run_after_a_check_reuses_its_features(tmp_path: Path, hub_model: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from transferlab.core.config import FitOptions, FolderConfig
+    from transferlab.core.events import EventLog, PhaseProgress, RunStarted
+    from transferlab.core.runs.store import RunStore
+    from transferlab.core.training.loop import run_training
+
+    root = make_textured_folder(tmp_path / "set", {"a": 8, "b": 8}, seed=11)
+    config = FolderConfig(data_dir=str(root), backbone=str(hub_model),
+                          fit=FitOptions(epochs=3, batch_size=8, validation_split=0.25))
+    store = RunStore(tmp_path / "runs")
+    monkeypatch.setenv("TRANSFERLAB_CACHE_DIR", str(tmp_path / "empty cache"))
+    extracted = run_training(config, store=store)
+    monkeypatch.setenv("TRANSFERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    check_folder(root, str(hub_model), with_curve=False)
+    log = EventLog()
+    reused = run_training(config, log, store=store)
+    phases = {event.phase for event in log.of_type(PhaseProgress)}
+    assert "extracting features" not in phases and "reusing the data check's features" in phases
+    assert "reused from the data check's cache" in log.of_type(RunStarted)[0].data_summary["training"]
+    assert reused.metrics["accuracy"] == extracted.metrics["accuracy"]
+    assert reused.metrics["loss"] == pytest.approx(extracted.metrics["loss"], rel=1e-4)
+
+
+def test_training_split_keeps_near_duplicates_on_one_side(tmp_path: Path, hub_model: Path) -> None:
+    from transferlab.core.config import FitOptions, FolderConfig
+    from transferlab.core.data.folders import keep_groups_together
+    from transferlab.core.runs.store import RunStore
+    from transferlab.core.training.loop import run_training
+
+    root = make_textured_folder(tmp_path / "set", {"a": 10, "b": 10}, seed=12)
+    for i in range(4):  # re-encoded copies: with a 50 % validation split, some pair would straddle it
+        with Image.open(root / "a" / f"a_{i:04d}.jpg") as original:
+            original.save(root / "a" / f"copy_{i}.jpg", quality=60)
+    fit = FitOptions(epochs=2, batch_size=8, validation_split=0.5, seed=0)
+    store = RunStore(tmp_path / "runs")
+    result = run_training(FolderConfig(data_dir=str(root), backbone=str(hub_model), fit=fit), store=store)
+    assert result.status == "finished", result.reason
+    split = store.read_json(result.run_id, "split.json")
+    part = {path: name for name in ("train", "val", "test") for path, _ in split[name]}
+    for i in range(4):
+        assert part[f"a/a_{i:04d}.jpg"] == part[f"a/copy_{i}.jpg"]
+    summary = store.read_json(result.run_id, "summary.json")["data"]
+    assert summary["near_duplicate_groups"] == 4 and summary["groups_kept_together"].startswith("4 near-duplicate")
+
+    straddling = DataSplit(class_names=("a",), train=(("x.jpg", 0),), val=(("y.jpg", 0), ("z.jpg", 0)))
+    kept, moved = keep_groups_together(straddling, [["x.jpg", "y.jpg"]])
+    assert moved == 1 and kept.train == (("x.jpg", 0), ("y.jpg", 0)) and kept.val == (("z.jpg", 0),)

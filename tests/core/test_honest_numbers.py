@@ -10,12 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.core.imagefactory import make_class_folder
+from tests.core.imagefactory import make_class_folder, make_textured_folder, textured_image, write_image
 from transferlab.core.config import (
-    DEFAULT_LEARNING_RATE,
     FINETUNE_LEARNING_RATE,
+    FROZEN_LEARNING_RATE,
     FitOptions,
     FolderConfig,
     folder_config_for,
@@ -53,8 +54,8 @@ def test_compare_arms_get_their_own_learning_rates(folder: Path, hub_model: Path
     report = compare_frozen_finetune(form, store=store, explicit={"frozen": short, "finetune": short})
     assert report["finetune"]["status"] == "finished", report["finetune"]["reason"]
     rates = [report[arm]["history"][0]["learning_rate"] for arm in ("frozen", "finetune")]
-    assert rates == pytest.approx([DEFAULT_LEARNING_RATE, FINETUNE_LEARNING_RATE])
-    assert report["settings"]["frozen"]["learning_rate"] == DEFAULT_LEARNING_RATE
+    assert rates == pytest.approx([FROZEN_LEARNING_RATE, FINETUNE_LEARNING_RATE])
+    assert report["settings"]["frozen"]["learning_rate"] == FROZEN_LEARNING_RATE
     assert report["settings"]["finetune"]["learning_rate"] == FINETUNE_LEARNING_RATE
     assert report["headline"].startswith("Fine-tuning changed accuracy by") and "±" in report["headline"]
 
@@ -62,7 +63,7 @@ def test_compare_arms_get_their_own_learning_rates(folder: Path, hub_model: Path
     explicit = {"frozen": short, "finetune": {**short, "learning_rate": 5e-4}}
     report = compare_frozen_finetune(form, store=store, explicit=explicit)
     rates = [report[arm]["history"][0]["learning_rate"] for arm in ("frozen", "finetune")]
-    assert rates == pytest.approx([DEFAULT_LEARNING_RATE, 5e-4])
+    assert rates == pytest.approx([FROZEN_LEARNING_RATE, 5e-4])
     frozen_fit = store.config(report["frozen"]["run_id"]).fit
     assert frozen_fit.learning_rate is None and frozen_fit.batch_size == 8  # unset = the mode's default
 
@@ -88,17 +89,21 @@ def test_modes_recommend_their_own_settings(folder: Path) -> None:
 
 
 @pytest.mark.slow
-def test_default_frozen_head_is_converged(folder: Path, hub_model: Path, store: RunStore) -> None:
-    """The default run's best validation loss is within 2 % of the best of a run 10× as long."""
-    default = run_training(FolderConfig(data_dir=str(folder), backbone=str(hub_model)), store=store)
+def test_default_frozen_head_is_converged(hub_model: Path, store: RunStore, tmp_path: Path) -> None:
+    """The default run's best validation loss is within 2 % of the best of a run 10× as long, on a small set
+    whose classes overlap (some labels are wrong), so the validation loss has a real minimum."""
+    root = make_textured_folder(tmp_path / "noisy", {"a": 32, "b": 32, "c": 32}, size=(32, 32), seed=1)
+    rng = np.random.default_rng(5)
+    for k in range(18):  # images of the next class filed under this one
+        write_image(root / "abc"[k % 3] / f"noisy_{k}.jpg", textured_image((k + 1) % 3, (32, 32), rng), quality=92)
+    default = run_training(FolderConfig(data_dir=str(root), backbone=str(hub_model)), store=store)
     assert default.status == "finished", default.reason
     epochs = len(default.history)
     assert epochs < FolderConfig(data_dir="x").fit.epochs, "early stopping, not the cap, ended the run"
     best = min(row["val_loss"] for row in default.history)
-    assert default.metrics["loss"] == pytest.approx(best, rel=1e-4)  # the best weights were restored
-    longer = dataclasses.replace(FolderConfig(data_dir=str(folder), backbone=str(hub_model)).fit,
-                                 epochs=10 * epochs, early_stopping_patience=None)
-    long_run = run_training(FolderConfig(data_dir=str(folder), backbone=str(hub_model), fit=longer), store=store)
+    assert default.metrics["loss"] == pytest.approx(best, rel=1e-3)  # the best weights were restored
+    longer = dataclasses.replace(FolderConfig(data_dir="x").fit, epochs=10 * epochs, early_stopping_patience=None)
+    long_run = run_training(FolderConfig(data_dir=str(root), backbone=str(hub_model), fit=longer), store=store)
     long_best = min(row["val_loss"] for row in long_run.history)
     assert best <= 1.02 * long_best, (best, long_best, epochs)
 

@@ -198,7 +198,7 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     assert panel.lr_spin.value() == pytest.approx(1e-4)
     panel.epochs_spin.setValue(1)  # chosen for the fine-tuned arm only
     panel.frozen_radio.setChecked(True)
-    assert panel.lr_spin.value() == pytest.approx(1e-3) and panel.epochs_spin.value() > 1
+    assert panel.lr_spin.value() == pytest.approx(1e-2) and panel.epochs_spin.value() > 1
     panel.epochs_spin.setValue(1)
     assert panel.explicit_fit() == {"frozen": {"epochs": 1}, "finetune": {"epochs": 1}}
     with qtbot.waitSignal(window.trainingFinished, timeout=120000) as done:
@@ -207,7 +207,7 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     assert result["frozen"]["status"] == "finished" and result["finetune"]["status"] == "finished"
     # Each arm trained at its own mode's learning rate, whatever the form showed last.
     assert [result[arm]["history"][0]["learning_rate"] for arm in ("frozen", "finetune")] == pytest.approx(
-        [1e-3, 1e-4])
+        [1e-2, 1e-4])
     assert sorted(window.runs_panel.selected_ids()) == sorted([result["frozen"]["run_id"],
                                                               result["finetune"]["run_id"]])
     assert window.tabs.currentWidget() is window.runs_panel
