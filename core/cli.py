@@ -155,7 +155,7 @@ def _folder_config(args: argparse.Namespace, mode: str) -> Any:
 
     from transferlab.core.config import FitOptions, FolderConfig, recommended_fit
 
-    fit = dataclasses.replace(FolderConfig(data_dir=args.path).fit, **recommended_fit(mode), **_fit_overrides(args))
+    fit = dataclasses.replace(FolderConfig(data_dir=args.path).fit, **{**recommended_fit(mode), **_fit_overrides(args)})
     unfreeze: int | str = "all" if args.unfreeze == "all" else _int(args.unfreeze, "--unfreeze")
     return FolderConfig(data_dir=args.path, backbone=args.backbone, mode=mode, unfreeze=unfreeze,
                         augment=args.augment, test_split=args.test_split, val_dir=args.val_dir,

@@ -18,6 +18,7 @@ def hub_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_hub_model(tmp_path_factory.mktemp("hub") / "tiny", feature_dim=32, image_size=32)
 
 
+@pytest.mark.slow
 def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, hub_model: Path) -> None:
     root = make_textured_folder(tmp_path / "flowers", {"amber": 12, "bluebell": 12}, seed=3)
     write_image(root / "bluebell" / "flipped.jpg", textured_image(0, (48, 48), np.random.default_rng(9)))
