@@ -104,6 +104,9 @@ class ClassifyPanel(QWidget):
             if run.has_model:
                 accuracy = run.metrics.get("accuracy")
                 extra = f" — {100 * accuracy:.1f} %" if isinstance(accuracy, float) else ""
+                cv = run.metrics.get("cv")
+                if isinstance(cv, dict) and cv.get("text"):
+                    extra += f" (cv {cv['text']})"
                 self.run_combo.addItem(f"{run.title()}{extra}  [{run.run_id}]", run.run_id)
         index = self.run_combo.findData(current) if current else 0
         self.run_combo.setCurrentIndex(max(index, 0) if self.run_combo.count() else -1)

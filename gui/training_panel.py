@@ -72,6 +72,9 @@ class TrainingPanel(QWidget):
             accuracy = event.metrics.get("accuracy")
             result = f", {event.metrics.get('eval_set', 'evaluation')} accuracy {accuracy:.4f}" \
                 if isinstance(accuracy, float) else ""
+            cv = event.metrics.get("cv")
+            if isinstance(cv, dict) and cv.get("text"):
+                result += f"; cross-validated {cv['text']}"
             reason = f" ({event.reason})" if event.reason else ""
             self.append(f"run {event.run_id} {event.status}{reason}{result}")
             color = {"finished": "#060", "stopped": "#a60"}.get(event.status, "#a00")

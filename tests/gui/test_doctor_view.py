@@ -48,6 +48,21 @@ def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, 
         qtbot.mouseClick(panel.undo_button, Qt.MouseButton.LeftButton)
     assert (root / "bluebell" / "flipped.jpg").is_file() and not (root / "amber" / "flipped.jpg").exists()
 
+    # Retrain: a frozen run whose features come from the check's cache, cross-validated, shown with its spread.
+    window.model_panel.epochs_spin.setValue(5)
+    with qtbot.waitSignal(window.trainingFinished, timeout=120000) as trained:
+        qtbot.mouseClick(panel.retrain_button, Qt.MouseButton.LeftButton)
+    result = trained.args[0]
+    assert result.status == "finished", result.reason
+    assert "reused from the data check's cache" in window.store.read_json(result.run_id, "summary.json")["data"][
+        "training"]
+    cv_text = result.metrics["cv"]["text"]
+    assert cv_text.endswith("over 5 folds")
+    qtbot.waitUntil(lambda: cv_text in window.results_panel.header.text(), timeout=30000)
+    table = window.runs_panel.table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 1).text() == result.run_id)
+    assert cv_text in table.item(row, 3).text()
+
 
 def test_model_panel_keeps_each_modes_settings(qtbot, make_window, tmp_path: Path) -> None:
     root = make_textured_folder(tmp_path / "set", {"a": 4, "b": 4}, seed=1)
