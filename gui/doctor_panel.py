@@ -50,6 +50,7 @@ class DoctorPanel(QWidget):
         self.backbone = "efficientnet-lite0"
         self.report: dict[str, Any] | None = None
         self.task: Task | None = None
+        self.checking = False  # from the click until the report (or the error) is shown
         self._build()
         self._update_buttons()
 
@@ -157,7 +158,7 @@ class DoctorPanel(QWidget):
         self.split_combo.setCurrentIndex(max(index, 0))
 
     def _update_buttons(self) -> None:
-        busy = self.task is not None and self.task.running
+        busy = self.checking
         self.check_button.setEnabled(bool(self.folder) and not busy)
         has_report = self.report is not None and not busy
         file = self.selected_file()
@@ -169,7 +170,7 @@ class DoctorPanel(QWidget):
     # ---- the check ----
 
     def start_check(self) -> Task | None:
-        if not self.folder or (self.task is not None and self.task.running):
+        if not self.folder or self.checking:
             return None
         self.status_label.setText("Checking… (the first check computes the embeddings; later ones reuse them)")
         task = Task(doctor_fn(self.folder, self.backbone, self.split_combo.currentData(), self.store), "data-check",
@@ -177,8 +178,9 @@ class DoctorPanel(QWidget):
         task.event.connect(self._on_event)
         task.returned.connect(self._on_report)
         task.errored.connect(self._on_error)
-        task.finished.connect(self._update_buttons)
+        task.finished.connect(self._on_finished)
         self.task = task
+        self.checking = True
         task.start()
         self._update_buttons()
         return task
@@ -192,11 +194,17 @@ class DoctorPanel(QWidget):
             self.status_label.setText(f"Checking: {event.phase}" + (f" {event.done}/{event.total}"
                                                                      if event.total > 1 else "") + "…")
 
+    def _on_finished(self) -> None:
+        self.checking = False
+        self._update_buttons()
+
     def _on_error(self, error: str) -> None:
+        self.checking = False
         self.status_label.setText(f"<span style='color:#a00'>The check failed: {html_text(error)}</span>")
         self.message.emit(f"The data check failed: {error}", "error")
 
     def _on_report(self, report: dict[str, Any]) -> None:
+        self.checking = False
         self.report = report
         self.show_report(report)
         self.checked.emit(report)
