@@ -131,3 +131,20 @@ def test_cross_validation_is_stored_with_the_run_and_printed(folder: Path, hub_m
     printed = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"folds", "accuracy_mean", "accuracy_std", "per_fold"} <= set(printed["cv"])
     assert printed["cv"]["folds"] == 3 and len(printed["cv"]["per_fold"][0]["recall"]) == 3
+
+
+def test_cli_compare_prints_each_arms_settings_and_the_headline(folder: Path, hub_model: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from transferlab.core.cli import main
+
+    code = main(["--runs-dir", str(tmp_path / "runs"), "compare", str(folder), "--backbone", str(hub_model),
+                 "--epochs", "2", "--batch-size", "8", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["settings"]["frozen"] == {"learning_rate": FROZEN_LEARNING_RATE, "epochs": 2,
+                                            "early_stopping_patience": recommended_fit("frozen")[
+                                                "early_stopping_patience"]}
+    assert report["settings"]["finetune"]["learning_rate"] == FINETUNE_LEARNING_RATE
+    assert report["settings"]["finetune"]["epochs"] == 2  # given on the command line: explicit for both arms
+    assert [len(report[arm]["history"]) for arm in ("frozen", "finetune")] == [2, 2]
+    assert report["headline"].startswith("Fine-tuning changed accuracy by")
