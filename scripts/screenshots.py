@@ -105,6 +105,11 @@ def folder_views(window, out: Path, tmp: Path) -> None:
     window.tabs.setCurrentWidget(window.data_panel)
     settle()
     save(window, out, "folder-data")
+    doctor = window.doctor_panel
+    window.tabs.setCurrentWidget(doctor)
+    doctor.start_check()
+    wait_for(doctor.checked)
+    save(window, out, "folder-doctor")
     panel = window.model_panel
     panel.epochs_spin.setValue(5)
     panel.name_edit.setText("")
