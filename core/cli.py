@@ -1,4 +1,4 @@
-"""The command line: `transferlab train|compare|evaluate|predict|export|runs ...`, over the same engine calls
+"""The command line: `transferlab train|compare|doctor|evaluate|predict|export|runs ...`, over the same engine calls
 the GUI uses. With --json the last line on stdout is one JSON object (or list). Exit codes: 0 done,
 1 the run (or writing an output) failed, 2 bad input or usage, 130 stopped (Ctrl-C), 141 stdout was closed
 early (`transferlab runs list | head -1`).
@@ -31,7 +31,7 @@ from transferlab.core.errors import ConfigError, TransferlabError, WriteFailed, 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from transferlab.core.config import FolderConfig, RunConfig
+    from transferlab.core.config import FolderConfig, RunConfig, TransferMode
     from transferlab.core.events import Event
     from transferlab.core.records import Comparison, EvaluationReport
     from transferlab.core.stopping import StopFlag
@@ -115,10 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(folder)
     folder.set_defaults(handler=_cmd_train_folder)
 
+    folder.add_argument("--cv", type=int, default=0, dest="cv_folds", metavar="K",
+                        help="also cross-validate a head on the cached features over K stratified folds (frozen)")
+
     compare = commands.add_parser("compare", help="train frozen and fine-tuned on the same split and compare")
     _add_folder_options(compare, with_mode=False)
     _add_fit_options(compare)
     compare.set_defaults(handler=_cmd_compare)
+
+    _add_doctor_parser(commands)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a stored run (MNIST: on the test set again)")
     evaluate.add_argument("run", help="run id, unique prefix, or 'latest'")
@@ -240,18 +245,20 @@ def _cmd_train_mnist(args: argparse.Namespace) -> int:
 
 
 def _folder_config(args: argparse.Namespace, mode: str) -> FolderConfig:
+    """The mode's recommended fit settings (transferlab.core.config.recommended_fit), then the options given."""
     import dataclasses
 
-    from transferlab.core.config import FitOptions, FolderConfig, Unfreeze
+    from transferlab.core.config import FitOptions, FolderConfig, Unfreeze, recommended_fit
 
-    fit = dataclasses.replace(FolderConfig(data_dir=args.path).fit, **_fit_overrides(args))
+    transfer_mode: TransferMode = "finetune" if mode == "finetune" else "frozen"
+    fit = dataclasses.replace(FolderConfig(data_dir=args.path).fit,
+                              **{**recommended_fit(transfer_mode), **_fit_overrides(args)})
     unfreeze: Unfreeze = "all" if args.unfreeze == "all" else _int(args.unfreeze, "--unfreeze")
-    return FolderConfig(data_dir=args.path, backbone=args.backbone, mode="finetune" if mode == "finetune" else "frozen",
-                        unfreeze=unfreeze,
+    return FolderConfig(data_dir=args.path, backbone=args.backbone, mode=transfer_mode, unfreeze=unfreeze,
                         augment=args.augment, test_split=args.test_split, val_dir=args.val_dir,
                         split_from_run=args.split_from_run, init_from_run=args.init_from_run,
                         skip_empty_classes=args.skip_empty_classes, fit=FitOptions(**dataclasses.asdict(fit)),
-                        name=args.name)
+                        name=args.name, cv_folds=getattr(args, "cv_folds", 0) or 0)
 
 
 def _cmd_train_folder(args: argparse.Namespace) -> int:
@@ -270,6 +277,8 @@ def _train(config: RunConfig, as_json: bool) -> int:
         result = run_training(config, printer, stop, store=store, checked=checked)
     summary = {"run_id": result.run_id, "status": result.status, "reason": result.reason,
                "run_dir": str(result.run_dir), "metrics": result.report.scalars() if result.report else {}}
+    if isinstance(result.metrics.get("cv"), dict):
+        summary["cv"] = result.metrics["cv"]
     if as_json:
         _out(json.dumps(summary))
     else:
@@ -278,16 +287,20 @@ def _train(config: RunConfig, as_json: bool) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from transferlab.core.config import MODE_FIT_KEYS
     from transferlab.core.runs.store import RunStore
 
     store = RunStore()
     config = _folder_config(args, "frozen")
+    # Values given on the command line are explicit for both arms; the rest are each mode's own.
+    given = {key: value for key, value in _fit_overrides(args).items() if key in MODE_FIT_KEYS}
     printer = ProgressPrinter(sys.stderr)
     with _StopOnCtrlC() as stop:
         checked = _check(config, store, printer, stop)
         from transferlab.core.training.compare import compare_frozen_finetune
 
-        comparison = compare_frozen_finetune(config, printer, stop, store, checked=checked)
+        comparison = compare_frozen_finetune(config, printer, stop, store, checked=checked,
+                                             explicit={"frozen": given, "finetune": given})
     if args.json:
         _out(json.dumps(comparison.to_json(), default=str))
     else:
@@ -314,6 +327,106 @@ def _check(config: Any, store: Any, printer: ProgressPrinter, stop: Any) -> Any:
         return check_run(config, store, progress)
     finally:
         printer.clear()
+
+
+# ---- doctor ----
+
+def _add_doctor_parser(commands: Any) -> None:
+    doctor = commands.add_parser("doctor", help="check a folder data set: suspect labels, near-duplicates, "
+                                 "class balance, learning curve; move, exclude or undo files safely")
+    doctor.add_argument("path", help="folder with one subfolder per class")
+    doctor.add_argument("--backbone", default="efficientnet-lite0")
+    doctor.add_argument("--run", help="also report near-duplicates across the train/val/test parts of this run's "
+                        "split (leakage)")
+    doctor.add_argument("--folds", type=int, default=5)
+    doctor.add_argument("--seed", type=int, default=42)
+    doctor.add_argument("--no-curve", action="store_true", help="skip the learning curve")
+    fixes = doctor.add_mutually_exclusive_group()
+    fixes.add_argument("--move", nargs=2, metavar=("FILE", "CLASS"), help="move FILE (relative to PATH) into "
+                       "the class folder CLASS")
+    fixes.add_argument("--exclude", metavar="FILE", help="move FILE into PATH/_excluded/ (never deleted)")
+    fixes.add_argument("--undo", action="store_true", help="undo the last move or exclusion")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    doctor.set_defaults(handler=_cmd_doctor)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from transferlab.core.data import fixes
+
+    if args.move or args.exclude or args.undo:
+        if args.move:
+            change = fixes.move_file(args.path, args.move[0], args.move[1])
+        elif args.exclude:
+            change = fixes.exclude_file(args.path, args.exclude)
+        else:
+            change = {**fixes.undo_last(args.path), "undone": True}
+        if args.json:
+            _out(json.dumps(change))
+        else:
+            verb = "undid" if args.undo else "moved"
+            _out(f"{verb} {change['action']}: {change['from']} -> {change['to']}" if not args.undo else
+                 f"{verb} the {change['action']} of {change['from']} (it is back in place)")
+        return EXIT_OK
+    return _run_doctor(args)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from transferlab.core.analysis.doctor import CheckStopped, check_folder
+    from transferlab.core.runs.lineage import load_run_split
+    from transferlab.core.runs.store import RunStore
+
+    if args.folds < 2:
+        raise TransferlabError(f"--folds: expected an integer >= 2, got {args.folds}")
+    split = load_run_split(RunStore(), args.run) if args.run else None
+    printer = ProgressPrinter(sys.stderr)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        from transferlab.core.events import PhaseProgress
+
+        printer(PhaseProgress(phase, done, total))
+
+    with _StopOnCtrlC() as stop:
+        try:
+            report = check_folder(args.path, args.backbone, split=split, folds=args.folds, seed=args.seed,
+                                  with_curve=not args.no_curve, progress=progress, stop=stop)
+        except CheckStopped as exc:
+            _err(f"stopped: {exc}")
+            return EXIT_STOPPED
+    if args.json:
+        _out(json.dumps(report))
+    else:
+        _print_doctor(report)
+    return EXIT_OK
+
+
+def _print_doctor(report: dict[str, Any]) -> None:
+    _out(f"{report['images']} images in {len(report['classes'])} classes ({report['backbone']})")
+    for row in report["classes"]:
+        _out(f"  {row['name'][:24]:24} {row['images']:6}  {row['share']:6.1%}" + ("  tiny" if row["tiny"] else ""))
+    for note in report["balance"]["notes"] + report["notes"]:
+        _out(f"  note: {note}")
+    if report["unreadable"]:
+        _out(f"unreadable files ({len(report['unreadable'])}):")
+        for row in report["unreadable"][:20]:
+            _out(f"  {row['file']}: {row['reason']}")
+    if report["cv"]:
+        _out(f"accuracy of a head on these embeddings: {report['cv']['text']}")
+    _out(f"likely mislabelled ({report['suspects_total']}, most suspect first):")
+    for row in report["suspects"][:20]:
+        _out(f"  {row['file']}  labelled {row['label']}, looks like {row['suggested']} "
+             f"(confidence in its label {row['self_confidence']:.2f})")
+    _out(f"near-duplicate groups ({len(report['near_duplicates'])}):")
+    for row in report["near_duplicates"][:20]:
+        _out(f"  {row['kind']:14} similarity {row['similarity']:.2f}: {', '.join(row['files'][:4])}"
+             + (" ..." if len(row["files"]) > 4 else ""))
+    curve = report.get("learning_curve")
+    if curve:
+        _out("learning curve (images per class → accuracy):")
+        for point in curve["points"]:
+            _out(f"  {point['images_per_class']:7.1f} → {100 * point['accuracy_mean']:5.1f} % "
+                 f"± {100 * point['accuracy_std']:.1f}")
+        _out(f"  {curve['reading']}")
+    _out(f"fix with: transferlab doctor {report['root']} --move FILE CLASS | --exclude FILE | --undo")
 
 
 # ---- evaluate / predict / export ----
@@ -586,6 +699,8 @@ def _print_result(summary: dict[str, Any]) -> None:
     for key, value in summary["metrics"].items():
         if key.endswith(("accuracy", "loss")):
             _out(f"  {key:15} {_fmt(value)}")
+    if summary.get("cv"):
+        _out(f"  cross-validated {summary['cv']['text']}")
 
 
 def _print_metrics(run_id: str, report: EvaluationReport) -> None:
@@ -602,9 +717,14 @@ def _print_comparison(comparison: Comparison) -> None:
     for key in ("accuracy", "loss"):
         values = [getattr(entry.report, key) if entry.report is not None else None for entry in entries.values()]
         _out(f"{key:22}" + "".join(f"{_fmt(v):>14}" for v in values))
+    for key in ("learning_rate", "epochs", "early_stopping_patience"):
+        values = [comparison.settings.get(mode, {}).get(key) for mode in entries]
+        _out(f"{key:22}" + "".join(f"{_fmt(v):>14}" for v in values))
     for mode, entry in entries.items():
         reason = f" ({entry.reason})" if entry.reason and entry.status != "finished" else ""
         _out(printable(f"{mode} run: {entry.run_id or '-'} {entry.status or 'not started'}{reason}"))
+    if comparison.headline:
+        _out(comparison.headline)
 
 
 def _fmt(value: object) -> str:

@@ -270,6 +270,9 @@ class Comparison:
     finetune: RunEntry
     per_class: tuple[ClassDifference, ...] = ()
     differences: Mapping[str, float] = field(default_factory=dict)  # accuracy, loss: fine-tuned minus frozen
+    # What each arm really trained with ({"frozen": {learning_rate, epochs, early_stopping_patience}, ...})
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    headline: str = ""  # the accuracy difference with its uncertainty, and whether it is within the noise
 
     @property
     def run_ids(self) -> list[str]:
@@ -277,13 +280,15 @@ class Comparison:
 
     def to_json(self) -> JsonDict:
         return {"frozen": self.frozen.to_json(), "finetune": self.finetune.to_json(),
-                "per_class": [row.to_json() for row in self.per_class], "differences": dict(self.differences)}
+                "per_class": [row.to_json() for row in self.per_class], "differences": dict(self.differences),
+                "settings": {arm: dict(values) for arm, values in self.settings.items()}, "headline": self.headline}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Comparison:
         return cls(RunEntry.from_json(data["frozen"]), RunEntry.from_json(data["finetune"]),
                    tuple(ClassDifference.from_json(row) for row in data.get("per_class", ())),
-                   {str(k): float(v) for k, v in (data.get("differences") or {}).items()})
+                   {str(k): float(v) for k, v in (data.get("differences") or {}).items()},
+                   {str(k): dict(v) for k, v in (data.get("settings") or {}).items()}, str(data.get("headline", "")))
 
 
 def _list_or_none(values: Sequence[Any] | None) -> list[Any] | None:

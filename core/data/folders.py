@@ -5,7 +5,8 @@ Public API
   Classes are the top-level subfolders (sorted names); files nested deeper count for their top-level
   folder; dot-prefixed files and folders are ignored; other suffixes are listed in ``ignored``; every
   image is decoded (cheaply) and broken ones are listed in ``skipped`` with the reason. DataError when
-  the root is unusable or fewer than 2 classes have usable images.
+  the root is unusable or fewer than 2 classes have usable images. The folder ``_excluded`` (images set
+  aside by the data check, core.data.fixes) is never a class.
 - ``FolderScan`` — root, class_names, items ((relative POSIX path, class index), ...), skipped, ignored,
   empty_classes, sizes, duplicates; ``counts``, ``labels``, ``summary()`` (JSON-able, for GUI and CLI).
 - ``classes_to_train(scan, skip_empty_classes=False) -> FolderScan`` — the scan a run trains on: a class
@@ -57,6 +58,16 @@ logger = logging.getLogger(__name__)
 Item = tuple[str, int]  # (relative path, class index)
 ProgressCallback = Callable[[int, int], None]
 SPLIT_FORMAT = 1
+EXCLUDED_DIR = "_excluded"  # images the data check's user set aside (core.data.fixes); never a class
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """BLAKE2b-128 of a file's bytes, hex: the identity of an image's content (caches, the fixes journal)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,8 @@ def scan_folder(
         entries = sorted(os.scandir(root_path), key=lambda e: e.name)
     except OSError as exc:
         raise DataError(f"expected a readable folder at {root_path}, got {type(exc).__name__}: {exc}") from exc
-    class_names = tuple(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    class_names = tuple(e.name for e in entries if e.is_dir() and not e.name.startswith(".")
+                        and e.name != EXCLUDED_DIR)
     ignored = [e.name for e in entries if not e.is_dir() and not e.name.startswith(".")]
     candidates: list[tuple[str, int]] = []
     unreadable: list[SkippedFile] = []
@@ -313,6 +325,24 @@ def split_items(scan: FolderScan, val_fraction: float, test_fraction: float = 0.
     train, val, test = _stratified(scan.items, len(scan.class_names), val_fraction, test_fraction, seed)
     return DataSplit(class_names=scan.class_names, train=train, val=val, test=test, seed=seed, root=scan.root,
                      extra={"val_fraction": val_fraction, "test_fraction": test_fraction})
+
+
+def keep_groups_together(split: DataSplit, groups: Sequence[Sequence[str]]) -> tuple[DataSplit, int]:
+    """Move every near-duplicate group that straddles the parts of `split` into its training part, so no copy
+    of a validation or test image is trained on (leakage). Returns the split and how many groups were moved."""
+    part_of = {path: part for part in ("train", "val", "test") for path, _ in getattr(split, part)}
+    to_train: set[str] = set()
+    moved = 0
+    for group in groups:
+        parts = {part_of[p] for p in group if p in part_of}
+        if len(parts) > 1:
+            moved += 1
+            to_train.update(p for p in group if part_of.get(p) != "train")
+    if not to_train:
+        return split, 0
+    parts = {part: tuple(item for item in getattr(split, part) if item[0] not in to_train) for part in ("val", "test")}
+    moved_items = [item for part in ("val", "test") for item in getattr(split, part) if item[0] in to_train]
+    return dataclasses.replace(split, train=tuple(sorted([*split.train, *moved_items])), **parts), moved
 
 
 def split_from_folders(train_scan: FolderScan, val_scan: FolderScan, test_fraction: float = 0.0,

@@ -408,9 +408,18 @@ class RunStore:
         config_diff = {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1}
         metric_keys = sorted({k for run in runs for k, v in run.metrics.items() if isinstance(v, int | float)})
         metrics = {k: [run.metrics.get(k) for run in runs] for k in metric_keys}
+        histories = [self.history(run.run_id) for run in runs]
+        # An unset learning rate means each kind's default: show the rates the runs really used, side by side.
+        used = [h[0].get("learning_rate") if h else None for h in histories]
+        if len({json.dumps(u) for u in used}) > 1:
+            config_diff["fit.learning_rate (used)"] = used
+        cv = [run.metrics.get("cv") for run in runs]
+        if any(isinstance(c, dict) for c in cv):
+            metrics["cv_accuracy_mean"] = [c.get("accuracy_mean") if isinstance(c, dict) else None for c in cv]
+            metrics["cv_accuracy_std"] = [c.get("accuracy_std") if isinstance(c, dict) else None for c in cv]
         return {"runs": [run.run_id for run in runs], "titles": [run.title() for run in runs],
                 "status": [run.status for run in runs], "config_diff": config_diff, "metrics": metrics,
-                "histories": [self.history(run.run_id) for run in runs]}
+                "histories": histories}
 
     # ---- housekeeping ----
 

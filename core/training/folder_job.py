@@ -32,6 +32,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from transferlab.core.analysis.crossval import cross_validate
+from transferlab.core.analysis.duplicates import split_groups
+from transferlab.core.analysis.embeddings import cached_features
 from transferlab.core.analysis.evaluation import classification_report
 from transferlab.core.analysis.ood import BANK_SIZE
 from transferlab.core.config import FolderConfig, default_learning_rate
@@ -40,12 +43,14 @@ from transferlab.core.data.folders import (
     Item,
     class_weights,
     classes_to_train,
+    keep_groups_together,
     make_dataset,
     scan_folder,
     split_from_folders,
     split_items,
 )
 from transferlab.core.errors import DataError
+from transferlab.core.events import PhaseProgress
 from transferlab.core.models.backbones import resolve_backbone
 from transferlab.core.models.building import building_models
 from transferlab.core.models.transfer import (
@@ -85,6 +90,7 @@ class FolderJob:
         self._fitted: keras.Model | None = None
         self._eval_cache: tuple[np.ndarray, np.ndarray] | None = None  # cached eval inputs of the fitted model
         self._eval_part = "val"
+        self._cv_data: tuple[np.ndarray, np.ndarray] | None = None  # frozen features of train + val, for --cv
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # cached inputs of the fitted model
 
     # ---- Job protocol ----
@@ -157,8 +163,27 @@ class FolderJob:
             dataset = make_dataset(self.split.root, items, image_size, EXTRACT_BATCH, cache=False)
             labels = np.array([i for _, i in items], dtype=np.int32)
             probabilities = model.predict(dataset, verbose=0)
-        return classification_report(labels, probabilities, self.split.class_names,
-                                     eval_set=_EVAL_SET_NAMES[self._eval_part], sample_ids=[p for p, _ in items])
+        report = classification_report(labels, probabilities, self.split.class_names,
+                                       eval_set=_EVAL_SET_NAMES[self._eval_part], sample_ids=[p for p, _ in items])
+        if self.config.cv_folds:
+            report = dataclasses.replace(report, extras={**report.extras, **self._cross_validate(ctx)})
+        return report
+
+    def _cross_validate(self, ctx: JobContext) -> dict[str, Any]:
+        """{"cv": the report} (also stored as crossval.json), or {"cv_note": why there is none}."""
+        if self._cv_data is None:
+            return {"cv_note": "cross-validation needs a frozen run without augmentation (cached features)"}
+        ctx.reporter(PhaseProgress("cross-validating", 0, 1))
+        features, labels = self._cv_data
+        assert self.split is not None
+        try:
+            cv = cross_validate(features, labels, self.split.class_names, self.config.cv_folds, self.config.fit.seed)
+        except DataError as exc:
+            return {"cv_note": str(exc)}
+        cv["images"] = "training and validation images (the test split stays untouched)"
+        ctx.store.write_json(ctx.run_id, "crossval.json", cv)
+        ctx.reporter(PhaseProgress("cross-validating", 1, 1))
+        return {"cv": cv}
 
     def trust_samples(self, model: keras.Model, ctx: JobContext) -> TrustSamples:
         """Temperature and thresholds from the validation split (else the test split, else the training images,
@@ -223,6 +248,14 @@ class FolderJob:
             split = split_items(scan, fit.validation_split, config.test_split, fit.seed)
             source = (f"stratified, seed {fit.seed}: validation {fit.validation_split:g}, "
                       f"test {config.test_split:g}")
+            if split.val or split.test:  # near-duplicates on one side only: no copy of a held-out image trains
+                groups = split_groups(scan.root, [p for p, _ in scan.items],
+                                      _PhaseReporter(ctx, "looking for near-duplicates"))
+                split, moved = keep_groups_together(split, groups)
+                summary["near_duplicate_groups"] = len(groups)
+                summary["groups_kept_together"] = (
+                    f"{len(groups)} near-duplicate groups kept on one side of the split"
+                    + (f" ({moved} moved into training)" if moved else ""))
         split = dataclasses.replace(split, extra={**split.extra, "source": source})
         return split, summary
 
@@ -234,11 +267,17 @@ class FolderJob:
         parts = {part: getattr(split, part) for part in ("train", "val", "test") if getattr(split, part)}
         if self._eval_part == "train":
             parts.setdefault("train", split.train)
-        total = sum(-(-len(items) // EXTRACT_BATCH) for items in parts.values())
-        reporter = _BatchPhase(ctx, phase, total)
-        forward = inference_function(bottom)
-        cache = {part: run_once(forward, split.root, items, image_size, reporter) for part, items in parts.items()}
-        reporter.finish()
+        cache = self._checked_features(ctx, split, parts) if top is None else None
+        if cache is None:
+            total = sum(-(-len(items) // EXTRACT_BATCH) for items in parts.values())
+            reporter = _BatchPhase(ctx, phase, total)
+            forward = inference_function(bottom)
+            cache = {part: run_once(forward, split.root, items, image_size, reporter)
+                     for part, items in parts.items()}
+            reporter.finish()
+        if top is None and self.config.cv_folds:  # cross-validation reuses the features: no extra pass
+            known = [cache[part] for part in ("train", "val") if part in cache]
+            self._cv_data = (np.concatenate([x for x, _ in known]), np.concatenate([y for _, y in known]))
         train_x, train_y = cache["train"]
         train = array_dataset(train_x, train_y, fit.batch_size, shuffle=True, seed=fit.seed)
         val = array_dataset(*cache["val"], 256) if "val" in cache else None
@@ -252,6 +291,18 @@ class FolderJob:
 
         return Prepared(model=fitted, train=train, val=val, steps_per_epoch=-(-len(train_y) // fit.batch_size),
                         data_summary=summary, model_info=model_info, summary_model=full, finalize=finalize)
+
+    def _checked_features(self, ctx: JobContext, split: DataSplit,
+                          parts: dict[str, Sequence[Item]]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+        """The features a data check already computed for every image (transferlab.core.analysis.embeddings:
+        same decoding, same extractor), so a retrain after a check and a fix skips extraction; None unless
+        all are there."""
+        lookup = cached_features(split.root, [p for items in parts.values() for p, _ in items], self.config.backbone)
+        if lookup is None:
+            return None
+        ctx.phase("reusing the data check's features", 1, 1)
+        return {part: (np.stack([lookup[p] for p, _ in items]), np.array([i for _, i in items], dtype=np.int32))
+                for part, items in parts.items()}
 
     def _prepare_end_to_end(self, split: DataSplit, image_size: tuple[int, int], parts: list[keras.Model],
                             head: keras.Sequential, summary: DataSummary, model_info: ModelInfo) -> Prepared:

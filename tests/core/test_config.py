@@ -8,6 +8,7 @@ import pytest
 
 from transferlab.core.config import (
     FINETUNE_LEARNING_RATE,
+    FROZEN_LEARNING_RATE,
     FitOptions,
     FolderConfig,
     MnistConfig,
@@ -52,6 +53,6 @@ def test_learning_rate_defaults_depend_on_the_kind_of_run():
     assert mnist_preset("fast").fit.learning_rate == 4e-3  # presets set their own
     frozen = FolderConfig(data_dir="x")
     finetune = dataclasses.replace(frozen, mode="finetune")
-    assert frozen.fit.learning_rate is None and default_learning_rate(frozen) == 1e-3
+    assert frozen.fit.learning_rate is None and default_learning_rate(frozen) == FROZEN_LEARNING_RATE == 1e-2
     assert default_learning_rate(finetune) == FINETUNE_LEARNING_RATE
     assert with_fit(finetune, learning_rate=1e-3).fit.learning_rate == 1e-3  # an explicit 1e-3 is kept

@@ -106,7 +106,7 @@ def test_comparison_json_is_what_compare_prints() -> None:
         RunEntry("t", "finished", "", ({"epoch": 1, "loss": 0.4},), tuned),
         (ClassDifference("cat", 2, (2 / 3, 1.0, 0.8), (1.0, 1.0, 1.0)),), {"accuracy": 0.25, "loss": 0.0})
     data = json.loads(json.dumps(comparison.to_json()))
-    assert set(data) == {"frozen", "finetune", "per_class", "differences"}
+    assert set(data) == {"frozen", "finetune", "per_class", "differences", "settings", "headline"}
     assert data["frozen"]["run_id"] == "f" and data["finetune"]["metrics"]["accuracy"] == 1.0
     assert data["per_class"][0]["recall_diff"] == 0.0 and data["per_class"][0]["f1_diff"] == pytest.approx(0.2)
     assert Comparison.from_json(data) == comparison

@@ -143,9 +143,9 @@ def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path,
 
 @pytest.mark.slow
 def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: Path, store: RunStore) -> None:
-    config = dataclasses.replace(_config(folder, hub_model, unfreeze=1),
-                                 fit=dataclasses.replace(FAST, epochs=4))
-    comparison = compare_frozen_finetune(config, store=store)
+    config = _config(folder, hub_model, unfreeze=1)
+    four = {"epochs": 4, "early_stopping_patience": None}
+    comparison = compare_frozen_finetune(config, store=store, explicit={"frozen": four, "finetune": four})
     assert comparison.run_ids == [comparison.frozen.run_id, comparison.finetune.run_id]
     report = comparison.to_json()  # what `transferlab compare --json` prints
     frozen, tuned = report["frozen"]["run_id"], report["finetune"]["run_id"]
@@ -157,7 +157,10 @@ def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: 
     tuned_config = store.config(tuned)
     assert (tuned_config.mode, tuned_config.split_from_run, tuned_config.init_from_run) == ("finetune", frozen,
                                                                                            frozen)
-    assert store.config(frozen).mode == "frozen" and store.config(frozen).fit == tuned_config.fit
+    frozen_fit = store.config(frozen).fit
+    assert store.config(frozen).mode == "frozen"
+    assert (frozen_fit.batch_size, frozen_fit.seed, frozen_fit.validation_split) == (
+        tuned_config.fit.batch_size, tuned_config.fit.seed, tuned_config.fit.validation_split)
     histories = [report[mode]["history"] for mode in ("frozen", "finetune")]
     assert len(histories[0]) == len(histories[1]) == 4
     # Starting from the frozen head, fine-tuning begins where the frozen run ended.
