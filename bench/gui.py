@@ -100,7 +100,7 @@ def main() -> int:
     probe.start()
     started = time.perf_counter()
     task = window.start_training()
-    task.event.connect(on_event)
+    task.reported.connect(on_event)
     result = wait_for(window.trainingFinished, 30 * 60 * 1000)[0]
     ended = time.perf_counter()
     probe.timer.stop()

@@ -1,25 +1,33 @@
-"""MNIST speed benchmark: is the "fast" preset >= 99.2 % test accuracy in <= 15 % of Keras' recipe time?
+"""MNIST speed benchmark: the "fast" preset (>= 99.2 % on every seed in <= 15 % of Keras' recipe time) and the
+"accurate" preset (>= 99.6 % in <= 1.0x Keras' recipe time).
 
-    python bench/mnist.py [--quick] [--json-out results.json]
+    python bench/mnist.py [--quick] [--seeds 42,0,1,2,3,4] [--skip-accurate] [--skip-seed] [--json-out r.json]
 
-In ONE process, side by side (so that all three share the machine's load of the moment):
+In ONE process, side by side (so that all share the machine's load of the moment):
 
-  keras  Keras' "Simple MNIST convnet" example, exactly: Conv32-Pool-Conv64-Pool-Flatten-Dropout(0.5)-Dense(10),
-         Adam, categorical cross-entropy, batch 128, 15 epochs, validation_split 0.1, plain `model.fit` on
-         float arrays (core.mnist_models.build_keras_recipe_cnn scales the pixels inside the model).
-  fast   our default preset, mnist_preset("fast"), through the real engine call `run_training`.
-  cnn    the seed material's recipe, mnist_preset("cnn") (batch 32, validation split 0.3, stops once the
-         training accuracy passes 0.98), also through `run_training`.
+  fast      our default preset, mnist_preset("fast"), through the real engine call `run_training`, once per
+            seed (default: 42, the CLI's default, then 0-4).
+  keras     Keras' "Simple MNIST convnet" example, exactly: Conv32-Pool-Conv64-Pool-Flatten-Dropout(0.5)-
+            Dense(10), Adam, categorical cross-entropy, batch 128, 15 epochs, validation_split 0.1, plain
+            `model.fit` on float arrays (build_keras_recipe_cnn scales the pixels inside the model).
+  accurate  mnist_preset("accurate") (augmented digits, more epochs), through `run_training`.
+  cnn       the seed material's recipe, mnist_preset("cnn") (batch 32, validation split 0.3, stops once the
+            training accuracy passes 0.98), also through `run_training`.
 
 The training clock of each starts when fitting starts (`model.fit` is called / the engine's RunStarted event,
 sent just before its fit) and includes validation passes and graph tracing. At the end of every epoch the
-10,000 test digits are classified; that evaluation is NOT counted. Reported per model: training time to the
-first epoch with >= 99.2 % test accuracy, total training time, seconds per epoch, final test accuracy, and
-process CPU seconds (a cross-check on a shared, noisy machine). The verdict: fast time to 99.2 % divided by
-the Keras recipe's 15-epoch training time, PASS when <= 15 %.
+10,000 test digits are classified; that evaluation is NOT counted. Reported per run: training time to the
+first epoch at the target accuracy (99.2 %; accurate: 99.6 %), total training time, seconds per epoch, final
+test accuracy, and process CPU seconds (a cross-check on a shared, noisy machine).
 
---quick trains the Keras recipe for 2 epochs only and extrapolates its 15-epoch time as
-first epoch + 14 x second epoch (the first one includes graph tracing); the seed recipe is capped at 2 epochs.
+Verdicts, each as a ratio to the Keras recipe's 15-epoch training time (wall; CPU time beside it):
+  fast      every seed reaches 99.2 %, the median final accuracy of the seeds is >= 99.25 %, and the slowest
+            seed's time to 99.2 % is <= 15 % of Keras' time;
+  accurate  final test accuracy >= 99.6 % and its whole training time <= 1.0x Keras' time.
+
+--quick trains the Keras recipe for 2 epochs only and extrapolates its 15-epoch time as first epoch + 14 x
+second epoch (the first one includes graph tracing), trains the fast preset for the first seed only, skips
+the accurate preset and caps the seed recipe at 2 epochs.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -52,8 +61,12 @@ from transferlab.core.training.loop import run_training
 from transferlab.core.training.mnist_job import MnistJob, make_eval_dataset
 
 TARGET_ACCURACY = 0.992
+TARGET_MEDIAN = 0.9925
 TARGET_RATIO = 0.15
+ACCURATE_TARGET = 0.996
+ACCURATE_RATIO = 1.0
 KERAS_EPOCHS = 15
+DEFAULT_SEEDS = (42, 0, 1, 2, 3, 4)
 
 
 @dataclass
@@ -113,7 +126,7 @@ class TestClock:
         probabilities = model.predict(self.test, verbose=0)
         accuracy = float(np.mean(np.argmax(probabilities, axis=1) == self.labels))
         self.result.epochs.append(Epoch(epoch, train_wall, train_cpu, accuracy))
-        print(f"  {self.result.name:5s} epoch {epoch:2d}: {train_wall:6.1f} s training "
+        print(f"  {self.result.name:12s} epoch {epoch:2d}: {train_wall:6.1f} s training "
               f"({train_cpu:6.1f} s CPU), test accuracy {accuracy:.4f}", flush=True)
         self.excluded_wall += time.perf_counter() - wall
         self.excluded_cpu += time.process_time() - cpu
@@ -161,6 +174,8 @@ def run_engine(name: str, config: MnistConfig, mnist: Mnist, store: RunStore) ->
     fit = config.fit
     result = Result(name, f"mnist_preset({config.model!r}): batch {fit.batch_size}, {fit.epochs} epochs, lr "
                           f"{fit.learning_rate:g} {fit.lr_schedule}, validation_split {fit.validation_split}"
+                          + (f", label smoothing {fit.label_smoothing}" if fit.label_smoothing else "")
+                          + (", augmented" if config.augment else "")
                           + (f", stop at accuracy {fit.stop_at_accuracy}" if fit.stop_at_accuracy else ""))
     job = _CapturingJob(config)
     clock = TestClock(result, mnist)
@@ -182,63 +197,107 @@ def run_engine(name: str, config: MnistConfig, mnist: Mnist, store: RunStore) ->
     return result
 
 
+def ratio_to(value: float | None, reference: float) -> float | None:
+    return None if value is None else value / reference
+
+
 def summarize(results: list[Result], keras_15: float, extrapolated: bool, keras_cpu_15: float) -> dict[str, Any]:
-    fast = next(r for r in results if r.name == "fast")
-    hit = fast.reached()
-    ratio = hit.train_seconds / keras_15 if hit else None  # None: 99.2 % never reached
-    cpu_ratio = hit.cpu_seconds / keras_cpu_15 if hit else None
     rows = []
     for r in results:
-        reached = r.reached()
-        rows.append({"name": r.name, "recipe": r.recipe, "epochs_trained": len(r.epochs),
+        target = ACCURATE_TARGET if r.name == "accurate" else TARGET_ACCURACY
+        reached = r.reached(target)
+        rows.append({"name": r.name, "recipe": r.recipe, "target_accuracy": target, "epochs_trained": len(r.epochs),
                      "seconds_per_epoch": r.seconds_per_epoch(),
-                     "time_to_99_2": reached.train_seconds if reached else None,
-                     "epoch_reached_99_2": reached.epoch if reached else None,
+                     "time_to_target": reached.train_seconds if reached else None,
+                     "cpu_to_target": reached.cpu_seconds if reached else None,
+                     "epoch_reached_target": reached.epoch if reached else None,
                      "training_seconds": r.train_seconds, "training_cpu_seconds": r.cpu_seconds,
+                     "ratio_to_target": ratio_to(reached.train_seconds if reached else None, keras_15),
+                     "cpu_ratio_to_target": ratio_to(reached.cpu_seconds if reached else None, keras_cpu_15),
+                     "training_ratio": r.train_seconds / keras_15, "training_cpu_ratio": r.cpu_seconds / keras_cpu_15,
                      "call_wall_seconds": r.wall_seconds, "final_test_accuracy": r.final_test_accuracy,
                      "note": r.note, "epochs": [asdict(e) for e in r.epochs]})
-    return {"target_accuracy": TARGET_ACCURACY, "target_ratio": TARGET_RATIO,
-            "keras_15_epoch_seconds": keras_15, "keras_15_epoch_extrapolated": extrapolated,
-            "keras_15_epoch_cpu_seconds": keras_cpu_15,
-            "ratio": ratio, "cpu_ratio": cpu_ratio, "passed": ratio is not None and ratio <= TARGET_RATIO,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "tensorflow": tf.__version__, "keras": keras.__version__},
-            "results": rows}
+    summary: dict[str, Any] = {
+        "keras_15_epoch_seconds": keras_15, "keras_15_epoch_extrapolated": extrapolated,
+        "keras_15_epoch_cpu_seconds": keras_cpu_15,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,
+                    "keras": keras.__version__},
+        "results": rows}
+    fast = [row for row in rows if row["name"].startswith("fast")]
+    finals = [row["final_test_accuracy"] for row in fast]
+    ratios = [row["ratio_to_target"] for row in fast]
+    cpu_ratios = [row["cpu_ratio_to_target"] for row in fast]
+    worst = None if None in ratios else max(ratios)
+    summary["fast"] = {
+        "target_accuracy": TARGET_ACCURACY, "target_median": TARGET_MEDIAN, "target_ratio": TARGET_RATIO,
+        "seeds": len(fast), "min_accuracy": min(finals), "median_accuracy": statistics.median(finals),
+        "worst_ratio": worst, "median_ratio": None if worst is None else statistics.median(ratios),
+        "worst_cpu_ratio": None if None in cpu_ratios else max(cpu_ratios),
+        "passed": worst is not None and worst <= TARGET_RATIO and min(finals) >= TARGET_ACCURACY
+        and statistics.median(finals) >= TARGET_MEDIAN}
+    accurate = next((row for row in rows if row["name"] == "accurate"), None)
+    if accurate is not None:
+        summary["accurate"] = {
+            "target_accuracy": ACCURATE_TARGET, "target_ratio": ACCURATE_RATIO,
+            "final_test_accuracy": accurate["final_test_accuracy"], "training_ratio": accurate["training_ratio"],
+            "training_cpu_ratio": accurate["training_cpu_ratio"], "ratio_to_target": accurate["ratio_to_target"],
+            "passed": accurate["final_test_accuracy"] >= ACCURATE_TARGET
+            and accurate["training_ratio"] <= ACCURATE_RATIO}
+    return summary
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def print_table(summary: dict[str, Any]) -> None:
     print()
-    header = (f"{'model':6s} {'epochs':>6s} {'s/epoch':>8s} {'to 99.2 %':>14s} {'training s':>10s} "
-              f"{'CPU s':>8s} {'call s':>8s} {'test acc':>9s}")
+    header = (f"{'run':12s} {'epochs':>6s} {'s/epoch':>8s} {'target':>7s} {'to target':>14s} {'/ Keras':>8s} "
+              f"{'training s':>10s} {'/ Keras':>8s} {'CPU s':>8s} {'/ Keras':>8s} {'test acc':>9s}")
     print(header)
     print("-" * len(header))
     for row in summary["results"]:
-        reached = (f"{row['time_to_99_2']:.1f} (ep {row['epoch_reached_99_2']})" if row["time_to_99_2"] is not None
-                   else "not reached")
-        print(f"{row['name']:6s} {row['epochs_trained']:6d} {row['seconds_per_epoch']:8.1f} {reached:>14s} "
-              f"{row['training_seconds']:10.1f} {row['training_cpu_seconds']:8.1f} {row['call_wall_seconds']:8.1f} "
+        reached = (f"{row['time_to_target']:.1f} (ep {row['epoch_reached_target']})"
+                   if row["time_to_target"] is not None else "not reached")
+        print(f"{row['name']:12s} {row['epochs_trained']:6d} {row['seconds_per_epoch']:8.1f} "
+              f"{row['target_accuracy']:7.1%} {reached:>14s} {_pct(row['ratio_to_target']):>8s} "
+              f"{row['training_seconds']:10.1f} {_pct(row['training_ratio']):>8s} "
+              f"{row['training_cpu_seconds']:8.1f} {_pct(row['training_cpu_ratio']):>8s} "
               f"{row['final_test_accuracy']:9.4f}")
     print()
     for row in summary["results"]:
-        print(f"{row['name']:6s} {row['recipe']}" + (f" ({row['note']})" if row["note"] else ""))
+        print(f"{row['name']:12s} {row['recipe']}" + (f" ({row['note']})" if row["note"] else ""))
     how = "extrapolated from 2 epochs (--quick)" if summary["keras_15_epoch_extrapolated"] else "measured"
     print(f"\nKeras recipe, 15 epochs: {summary['keras_15_epoch_seconds']:.1f} s training ({how}), "
           f"{summary['keras_15_epoch_cpu_seconds']:.1f} s CPU")
-    verdict = "PASS" if summary["passed"] else "FAIL"
-    if summary["ratio"] is None:
-        print(f"fast: {TARGET_ACCURACY:.1%} test accuracy not reached; target <= {TARGET_RATIO:.0%}: {verdict}")
-    else:
-        print(f"fast time to {TARGET_ACCURACY:.1%} test accuracy / Keras 15-epoch time = {summary['ratio']:.1%} "
-              f"(CPU time: {summary['cpu_ratio']:.1%}); target <= {TARGET_RATIO:.0%}: {verdict}")
+    fast = summary["fast"]
+    print(f"fast, {fast['seeds']} seed(s): test accuracy min {fast['min_accuracy']:.2%}, median "
+          f"{fast['median_accuracy']:.2%} (targets >= {TARGET_ACCURACY:.1%} each, median >= {TARGET_MEDIAN:.2%}); "
+          f"time to {TARGET_ACCURACY:.1%} / Keras 15-epoch time: slowest seed {_pct(fast['worst_ratio'])}, median "
+          f"{_pct(fast['median_ratio'])} (CPU time, slowest: {_pct(fast['worst_cpu_ratio'])}); target <= "
+          f"{TARGET_RATIO:.0%}: {'PASS' if fast['passed'] else 'FAIL'}")
+    accurate = summary.get("accurate")
+    if accurate:
+        print(f"accurate: test accuracy {accurate['final_test_accuracy']:.2%} (target >= {ACCURATE_TARGET:.1%}); "
+              f"training time / Keras 15-epoch time {accurate['training_ratio']:.2f}x (CPU time "
+              f"{accurate['training_cpu_ratio']:.2f}x; to {ACCURATE_TARGET:.1%}: "
+              f"{_pct(accurate['ratio_to_target'])}); target <= {ACCURATE_RATIO:.1f}x: "
+              f"{'PASS' if accurate['passed'] else 'FAIL'}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Keras recipe for 2 epochs only (its 15-epoch "
-                        "time is extrapolated); seed recipe capped at 2 epochs")
+                        "time is extrapolated), the first seed only, no accurate preset, seed recipe 2 epochs")
+    parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)),
+                        help="comma-separated seeds for the fast preset (default: %(default)s)")
     parser.add_argument("--json-out", type=Path, help="also write the summary as JSON here")
+    parser.add_argument("--skip-accurate", action="store_true", help="leave out the accurate preset")
     parser.add_argument("--skip-seed", action="store_true", help="leave out the seed CNN recipe")
     args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    if args.quick:
+        seeds = seeds[:1]
 
     mnist = load_mnist()
     keras_epochs = 2 if args.quick else KERAS_EPOCHS
@@ -247,8 +306,11 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-mnist-") as runs_dir:
         store = RunStore(runs_dir)
-        results.append(run_engine("fast", mnist_preset("fast"), mnist, store))
+        for seed in seeds:
+            results.append(run_engine(f"fast s{seed}", mnist_preset("fast", seed=seed), mnist, store))
         results.append(run_keras_recipe(mnist, keras_epochs))
+        if not (args.quick or args.skip_accurate):
+            results.append(run_engine("accurate", mnist_preset("accurate"), mnist, store))
         if not args.skip_seed:
             seed_config = mnist_preset("cnn", epochs=2) if args.quick else mnist_preset("cnn")
             results.append(run_engine("cnn", seed_config, mnist, store))
@@ -265,7 +327,8 @@ def main() -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n", encoding="utf-8")
         print(f"wrote {args.json_out}")
-    return 0 if summary["passed"] else 1
+    passed = summary["fast"]["passed"] and summary.get("accurate", {}).get("passed", True)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

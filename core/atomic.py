@@ -20,7 +20,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from transferlab.core import processes
 from transferlab.core.errors import RunStoreError
@@ -52,7 +52,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def _write_all(handle: Any, data: bytes) -> None:
+def _write_all(handle: BinaryIO, data: bytes) -> None:
     # A seam for tests: simulating a full disk means making this raise OSError(ENOSPC).
     handle.write(data)
 
@@ -155,7 +155,7 @@ def fsync_tree(path: str | os.PathLike[str]) -> None:
         fsync_dir(folder)
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
     # numpy scalars and arrays, Paths, tuples in dataclasses
     if hasattr(value, "tolist"):
         return value.tolist()

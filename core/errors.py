@@ -27,6 +27,11 @@ class ConfigError(TransferlabError):
     """A configuration value is out of range or inconsistent."""
 
 
+class WriteFailed(TransferlabError):
+    """Writing an output failed part way (a full disk, an I/O error), not because the input was bad: the CLI
+    exits with 1, not 2. Whatever was there before is unchanged and nothing half-written is left."""
+
+
 def first_line(exc: BaseException, limit: int | None = None) -> str:
     """An exception's message reduced to its first line (optionally cut to `limit` characters), for one-line
     reasons; the exception's type name when it has no message."""

@@ -7,8 +7,11 @@ must hand events over to its own thread (see gui/worker.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from transferlab.core.config import RunConfig
+from transferlab.core.records import DataSummary, EvaluationReport
 
 RunStatus = Literal["finished", "stopped", "failed"]
 
@@ -30,8 +33,8 @@ class ModelSummary:
 @dataclass(frozen=True)
 class RunStarted:
     run_id: str
-    config: dict[str, Any]
-    data_summary: dict[str, Any]
+    config: RunConfig
+    data_summary: DataSummary
     model_summary: ModelSummary
 
 
@@ -56,6 +59,19 @@ class BatchProgress:
     accuracy: float
     elapsed: float  # seconds since fitting started
 
+    @property
+    def fraction(self) -> float:
+        """The part of the whole fit done so far, 0..1 (only whole epochs when the batches are unknown)."""
+        within = self.batch / self.batches if self.batches else 0.0
+        return min(1.0, (self.epoch - 1 + within) / max(self.epochs, 1))
+
+    def remaining(self, min_fraction: float = 0.0) -> float | None:
+        """Seconds of fitting left at the pace so far; None until more than `min_fraction` of it is done."""
+        done = self.fraction
+        if done <= min_fraction or done <= 0.0:
+            return None
+        return self.elapsed * (1.0 - done) / done
+
 
 @dataclass(frozen=True)
 class EpochEnded:
@@ -73,11 +89,17 @@ class RunFinished:
     run_id: str
     status: RunStatus
     reason: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
+    report: EvaluationReport | None = None  # None when the run ended before a model was trained
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The report as stored in metrics.json ({} without one)."""
+        return self.report.to_json() if self.report is not None else {}
 
 
 Event = RunStarted | PhaseProgress | BatchProgress | EpochEnded | RunFinished
 Reporter = Callable[[Event], None]
+E = TypeVar("E", RunStarted, PhaseProgress, BatchProgress, EpochEnded, RunFinished)
 
 
 def null_reporter(event: Event) -> None:
@@ -93,5 +115,5 @@ class EventLog:
     def __call__(self, event: Event) -> None:
         self.events.append(event)
 
-    def of_type(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
+    def of_type(self, event_type: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, event_type)]

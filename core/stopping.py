@@ -32,6 +32,10 @@ class StopFlag:
     def reason(self) -> str:
         return self._reason
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a stop is requested (or the timeout passes); True when it was requested."""
+        return self._event.wait(timeout)
+
     def clear(self) -> None:
         self._event.clear()
         self._reason = ""

@@ -17,7 +17,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transferlab.gui.settings import APPLICATION, ORGANIZATION
     from transferlab.gui.worker import wait_for_tasks
 
-    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(list(argv) if argv is not None
+                                                                          else sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Transferlab")

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,16 @@ from PySide6.QtWidgets import (
 )
 
 from transferlab.core.atomic import write_text_atomic
+from transferlab.core.catalog import image_file_filter
 from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 5
 SHOWN_SIZE = 112
 GRID_ICON = 72
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)"
+IMAGE_FILTER = image_file_filter()
 NO_MODEL_HINT = "No trained model yet: train one first (Train button), then drop images here."
 DEFAULT_STATUSES = ("finished", "stopped")  # in this order; never interrupted, failed or damaged runs
 
@@ -68,8 +70,8 @@ class ClassifierCache:
             if run_id not in self._classifiers:
                 from transferlab.core.deploy.predict import Classifier
 
-                with KERAS_LOCK:  # loading builds the model: never at the same time as another build
-                    self._classifiers[run_id] = Classifier(run_id, self.store)
+                # loading builds the model, under the engine's build lock (RunStore.load_model)
+                self._classifiers[run_id] = Classifier(run_id, self.store)
             return self._classifiers[run_id]
 
     def loaded(self, run_id: str) -> bool:
@@ -95,7 +97,7 @@ class ClassifyPanel(QWidget):
         self.predictions: list[Any] = []
         self.last_seconds = 0.0
         self._pending: list[str] = []
-        self._task: Task | None = None
+        self.tasks = TaskGroup(self)
         self._usable: set[str] = set()
         self._data_sets: dict[str, str] = {}  # run id → what it was trained on (MNIST or a folder)
         self._shown_run = ""  # the run whose predictions are on screen
@@ -211,7 +213,7 @@ class ClassifyPanel(QWidget):
 
     def preload(self, run_id: str) -> None:
         """Load the model in the background so the first drop is fast."""
-        if self.cache.loaded(run_id) or (self._task is not None and self._task.running):
+        if self.cache.loaded(run_id) or self.tasks.running("classify"):
             return
         self._start(run_id, [])
 
@@ -227,7 +229,7 @@ class ClassifyPanel(QWidget):
         if not run_id:
             self.message.emit("No trained model to classify with: train a model first.", "warning")
             return
-        if self._task is not None and self._task.running:
+        if self.tasks.running("classify"):  # one at a time: these images follow when it is done
             self._pending.extend(paths)
             return
         self.status.setText(f"Classifying {len(paths)} image(s) with run {run_id}…")
@@ -245,20 +247,15 @@ class ClassifyPanel(QWidget):
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
             return run_id, predictions, thumbs, time.perf_counter() - started, list(classifier.class_names)
 
-        task = Task(work, "classify", owner=self)
-        task.returned.connect(self._on_classified)
-        task.errored.connect(lambda error: self._on_error(run_id, error))
-        task.finished.connect(self._on_finished)
-        self._task = task
-        task.start()
+        self.tasks.start("classify", work, returned=self._on_classified, errored=partial(self._on_error, run_id),
+                         finished=self._on_finished, supersede=False)
 
-    def _on_error(self, run_id: str, error: str) -> None:
+    def _on_error(self, run_id: str, error: BaseException) -> None:
         self.cache.forget(run_id)
         self.status.setText(f"Could not classify with run {run_id}.")
-        self.message.emit(f"Could not use the model of run {run_id}: {error}", "error")
+        self.message.emit(f"Could not use the model of run {run_id}: {describe_error(error)}", "error")
 
     def _on_finished(self) -> None:
-        self._task = None
         if self._pending:
             paths, self._pending = self._pending, []
             self.classify_files(paths)
@@ -339,8 +336,9 @@ class ClassifyPanel(QWidget):
         self.csv_button.setEnabled(False)
         while self.results_layout.count() > 1:
             item = self.results_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
 
     def _row(self, index: int, prediction: Any, thumb: Any) -> QWidget:
         frame = QFrame()

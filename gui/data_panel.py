@@ -30,10 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.kinds import FOLDER, MNIST, kind_named
 from transferlab.gui.plots import BarChart, SampleGrid
 from transferlab.gui.settings import AppSettings
-from transferlab.gui.widgets import GridImage, gray_qimage, html_text, mosaic, scaled_pixmap
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.widgets import GridImage, gray_qimage, html_text, line_edit, mosaic, scaled_pixmap
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ def skipped_text(path: str, reason: str) -> str:
 def augmentation_overview(image: np.ndarray, seed: int) -> np.ndarray:
     from transferlab.core.training.mnist_job import augmentation_preview
 
-    with KERAS_LOCK:  # builds Keras preprocessing layers
-        return augmentation_preview(image, AUGMENTED, seed)
+    return augmentation_preview(image, AUGMENTED, seed)  # builds its layers under the engine's build lock
 
 
 class DataPanel(QWidget):
@@ -93,15 +93,14 @@ class DataPanel(QWidget):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.kind = "mnist"
+        self.kind = MNIST.name
         self.folder = ""
         self.scan_summary: dict[str, Any] | None = None
         self.scan_error = ""
         self.mnist: Any = None
         self.selected_index = 0
         self._grid_indices: np.ndarray | None = None
-        self._tasks: list[Task] = []
-        self._generation = 0
+        self.tasks = TaskGroup(self)
         self._aug_seed = 0
         self._build()
         self.folder_combo.addItems(self.settings.recent_folders())
@@ -119,7 +118,7 @@ class DataPanel(QWidget):
         self.folder_combo = QComboBox()
         self.folder_combo.setEditable(True)
         self.folder_combo.setMinimumWidth(320)
-        self.folder_combo.lineEdit().setPlaceholderText("a folder with one subfolder per class — or drop it here")
+        line_edit(self.folder_combo).setPlaceholderText("a folder with one subfolder per class — or drop it here")
         self.browse_button = QPushButton("Choose folder…")
         self.scan_button = QPushButton("Scan")
         self.mnist_radio.clicked.connect(self._on_mnist_clicked)  # clicked: only the user's clicks, never setChecked
@@ -232,41 +231,46 @@ class DataPanel(QWidget):
     def start(self) -> None:
         """Load what the settings say was used last (MNIST on the first start)."""
         recent = self.settings.recent_folders()
-        if self.settings.data_source() == "folder" and recent and Path(recent[0]).is_dir():
+        if self.settings.data_source() == FOLDER.name and recent and Path(recent[0]).is_dir():
             self.use_folder(recent[0])
         else:
             self.use_mnist()
 
+    @property
+    def uses_folder(self) -> bool:
+        """The source is a folder of class subfolders (else the built-in MNIST)."""
+        return kind_named(self.kind).uses_folder
+
     def use_mnist(self) -> None:
-        self.kind, self.folder = "mnist", ""
+        self.kind, self.folder = MNIST.name, ""
         self._set_radio(self.mnist_radio)
-        self.settings.set_data_source("mnist")
+        self.settings.set_data_source(MNIST.name)
         self.views.setTabEnabled(1, True)
         self.views.setTabEnabled(2, True)
-        self.sourceChanged.emit("mnist", "")
-        self._generation += 1
+        self.sourceChanged.emit(MNIST.name, "")
+        self.tasks.cancel("data")  # a folder still being scanned is no longer wanted
         if self.mnist is not None:
             self._show_mnist_overview(self._mnist_result)
             return
         self.info_label.setText("Loading MNIST…")
-        self._start(Task(lambda _r, _s: load_mnist_overview(), "load-mnist", owner=self), self._on_mnist_loaded)
+        self.tasks.start("data", lambda _report, _stop: load_mnist_overview(), returned=self._on_mnist_loaded,
+                         errored=self._on_error)
 
     def use_folder(self, folder: str) -> None:
         folder = str(Path(folder).expanduser())
-        self.kind, self.folder = "folder", folder
+        self.kind, self.folder = FOLDER.name, folder
         self.scan_summary, self.scan_error = None, ""
         self._set_radio(self.folder_radio)
         self.folder_combo.setEditText(folder)
-        self.settings.set_data_source("folder")
+        self.settings.set_data_source(FOLDER.name)
         self._remember(folder)
         self.views.setTabEnabled(1, False)
         self.views.setTabEnabled(2, False)
         self.views.setCurrentIndex(0)
-        self.sourceChanged.emit("folder", folder)
-        self._generation += 1
+        self.sourceChanged.emit(FOLDER.name, folder)
         self.info_label.setText(f"Scanning <b>{html_text(folder)}</b>…")
-        task = Task(lambda _r, _s: scan_folder_overview(folder), "scan-folder", owner=self)
-        self._start(task, self._on_folder_scanned)
+        self.tasks.start("data", lambda _report, _stop: scan_folder_overview(folder),
+                         returned=self._on_folder_scanned, errored=self._on_error)
 
     def _set_radio(self, radio: QRadioButton) -> None:
         radio.setChecked(True)
@@ -280,7 +284,7 @@ class DataPanel(QWidget):
         self.folder_combo.blockSignals(False)
 
     def _on_mnist_clicked(self) -> None:
-        if self.kind != "mnist":
+        if self.uses_folder:
             self.use_mnist()
 
     def _on_folder_clicked(self) -> None:
@@ -298,7 +302,7 @@ class DataPanel(QWidget):
                                                   self.folder_combo.currentText() or str(Path.home()))
         if folder:
             self.use_folder(folder)
-        elif self.kind == "mnist":
+        elif not self.uses_folder:
             self._set_radio(self.mnist_radio)
 
     def _on_scan_clicked(self, *_args: Any) -> None:
@@ -306,19 +310,11 @@ class DataPanel(QWidget):
         if text:
             self.use_folder(text)
 
-    # ---- tasks ----
+    # ---- results of the tasks ----
 
-    def _start(self, task: Task, on_returned: Any) -> None:
-        generation = self._generation
-        task.returned.connect(lambda result: on_returned(result) if generation == self._generation else None)
-        task.errored.connect(lambda error: self._on_error(error) if generation == self._generation else None)
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
-
-    def _on_error(self, error: str) -> None:
-        text = error.split(": ", 1)[1] if error.startswith(("DataError", "ImageError")) else error
-        if self.kind == "folder":
+    def _on_error(self, error: BaseException) -> None:
+        text = describe_error(error)
+        if self.uses_folder:
             self.scan_error = text
             self.scan_summary = None
             self.info_label.setText(f"<b style='color:#a00'>This folder can't be used:</b> {html_text(text)}")
@@ -350,7 +346,7 @@ class DataPanel(QWidget):
         self.samples.set_grid(result["grid"], 10, MNIST_PER_CLASS, classes,
                               "Random training digits — click one to see its pixels")
         self.select_digit(self.selected_index)
-        self.loaded.emit("mnist")
+        self.loaded.emit(MNIST.name)
 
     def _on_folder_scanned(self, result: dict[str, Any]) -> None:
         summary = result["summary"]
@@ -383,12 +379,12 @@ class DataPanel(QWidget):
         self.samples.set_grid(result["grid"], len(rows), FOLDER_PER_CLASS, rows, f"Samples per class{more}")
         if warnings:
             self.message.emit(f"{Path(summary['root']).name}: {'; '.join(warnings)}", "warning")
-        self.loaded.emit("folder")
+        self.loaded.emit(FOLDER.name)
 
     # ---- one digit: pixels and augmentation ----
 
     def _on_sample_clicked(self, row: int, col: int) -> None:
-        if self.kind == "mnist" and self._grid_indices is not None:
+        if not self.uses_folder and self._grid_indices is not None:
             self.index_spin.setValue(int(self._grid_indices[row, col]))
             self.views.setCurrentIndex(1)
 
@@ -424,13 +420,12 @@ class DataPanel(QWidget):
         pixels, _ = pixel_matrix(self.mnist, self.selected_index)
         seed = self._aug_seed
         self.reroll_button.setEnabled(False)
-        task = Task(lambda _r, _s: augmentation_overview(pixels, seed), "augmentation-preview", owner=self)
-        task.returned.connect(lambda images: self._on_augmented(images) if seed == self._aug_seed else None)
-        task.errored.connect(self._on_error)
-        task.finished.connect(lambda: self.reroll_button.setEnabled(True))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        self.tasks.start("augmentation-preview", lambda _report, _stop: augmentation_overview(pixels, seed),
+                         returned=self._on_augmented, errored=self._on_error,
+                         finished=self._on_augmentation_finished)
+
+    def _on_augmentation_finished(self) -> None:
+        self.reroll_button.setEnabled(True)
 
     def _on_augmented(self, images: np.ndarray) -> None:
         augmented = images[1:]
@@ -439,4 +434,4 @@ class DataPanel(QWidget):
         self.augmented.emit()
 
     def busy(self) -> bool:
-        return any(task.running for task in self._tasks)
+        return self.tasks.running()

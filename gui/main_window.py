@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -24,7 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.catalog import is_image_name
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from transferlab.core.kinds import kind_named, title_of
+from transferlab.core.records import Comparison
 from transferlab.core.runs.store import RunStore
 from transferlab.gui.classify_panel import ClassifyPanel
 from transferlab.gui.data_panel import DataPanel
@@ -34,17 +45,17 @@ from transferlab.gui.runs_panel import RunsPanel
 from transferlab.gui.settings import AppSettings
 from transferlab.gui.training_panel import TrainingPanel
 from transferlab.gui.widgets import MessageBar, StatusArea, friendly_error, html_text
-from transferlab.gui.worker import Task, compare_fn, training_fn, wait_for_tasks
+from transferlab.gui.worker import Task, TaskGroup, compare_fn, describe_error, training_fn, wait_for_tasks
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 CLOSE_TIMEOUT_S = 60.0
 WINDOW_TITLE = "Transferlab — train and try image classifiers"
+ETA_AFTER = 0.02  # the time left is shown once this part of the fit is done (earlier guesses jump around)
 
 
 class MainWindow(QMainWindow):
-    trainingFinished = Signal(object)  # the RunResult (or the compare dict); None when the task itself failed
+    trainingFinished = Signal(object)  # the RunResult (or the Comparison); None when the task itself failed
 
     def __init__(self, settings: AppSettings | None = None, store: RunStore | None = None) -> None:
         super().__init__()
@@ -53,10 +64,12 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.store = store or RunStore()
         self.training: Task | None = None
+        self.tasks = TaskGroup(self)
         self.last_result: Any = None
         self.setWindowTitle(WINDOW_TITLE)
         self.setAcceptDrops(True)
         self._build()
+        self._only_the_window_takes_drops()
         self.resize(1200, 800)
         self.settings.restore_window(self)
         self.runs_panel.refresh()
@@ -221,12 +234,12 @@ class MainWindow(QMainWindow):
         if not self.is_training():
             self.message_bar.clear()  # a message about the previous data set is outdated now
         self.model_panel.set_kind(kind)
-        self.source_label.setText("Data: <b>MNIST</b> (70,000 handwritten digits)" if kind == "mnist"
-                                  else f"Data: folder <b>{html_text(folder)}</b>")
+        self.source_label.setText(f"Data: folder <b>{html_text(folder)}</b>" if kind_named(kind).uses_folder
+                                  else f"Data: {html_text(kind_named(kind).source_title)}")
 
     def _on_data_loaded(self, kind: str) -> None:
         summary = self.data_panel.scan_summary
-        if kind == "folder" and summary:
+        if kind_named(kind).uses_folder and summary:
             self.model_panel.set_class_count(len(summary.get("classes", [])))
 
     # ---- training ----
@@ -245,14 +258,15 @@ class MainWindow(QMainWindow):
             self.show_message("A training run is already going: stop it first.", "warning")
             return None
         kind, folder = self.data_panel.source()
-        if compare and kind != "folder":
+        uses_folder = kind_named(kind).uses_folder
+        if compare and not uses_folder:
             self.show_message("Frozen vs fine-tuned needs a folder data set: choose one in Data.", "warning")
             return None
-        if kind == "folder" and self.model_panel.summary_error:
+        if uses_folder and self.model_panel.summary_error:
             self.show_message(f"This backbone can't be used: {self.model_panel.summary_error}. Choose another one "
                               "in Model.", "error")
             return None
-        if kind == "folder" and self.data_panel.scan_error:
+        if uses_folder and self.data_panel.scan_error:
             self.show_message(f"This folder can't be used for training: {self.data_panel.scan_error}", "error")
             return None
         try:
@@ -263,31 +277,27 @@ class MainWindow(QMainWindow):
             return None
         self.message_bar.clear()
         epochs = config.fit.epochs
-        title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else (
-            f"MNIST {config.model}" if kind == "mnist" else f"{Path(folder).name} ({config.mode})")
+        title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else title_of(config)
         self.training_panel.begin(title, epochs)
         self._runs_in_task = 2 if compare else 1
         self._run_index = 0
         self._epochs = epochs
         self._started = time.monotonic()
-        task = Task(compare_fn(config, self.store) if compare else training_fn(config, self.store),
-                    "compare" if compare else "training", owner=self)
-        task.event.connect(self._on_training_event)
-        task.returned.connect(self._on_training_returned)
-        task.errored.connect(self._on_training_errored)
-        task.finished.connect(self._on_training_finished)
-        self.training = task
-        self._set_running(True)
         self.progress.setValue(0)
         self.progress.setFormat("starting (loading TensorFlow)…")
         self.eta_label.setText("")
         self.tabs.setCurrentWidget(self.training_panel)
-        task.start()
-        return task
+        self.training = self.tasks.start(
+            "compare" if compare else "training",
+            compare_fn(config, self.store) if compare else training_fn(config, self.store),
+            reported=self._on_training_event, returned=self._on_training_returned, errored=self._on_training_errored,
+            finished=self._on_training_finished, supersede=False)
+        self._set_running(True)
+        return self.training
 
     def _update_train_button(self) -> None:
         """Train is greyed out while the Model view shows that the chosen backbone can't be built."""
-        blocked = self.model_panel.kind == "folder" and bool(self.model_panel.summary_error)
+        blocked = kind_named(self.model_panel.kind).uses_folder and bool(self.model_panel.summary_error)
         idle = not self.is_training()
         self.train_button.setEnabled(idle and not blocked)
         self.train_action.setEnabled(idle and not blocked)
@@ -317,15 +327,14 @@ class MainWindow(QMainWindow):
     def _on_training_event(self, event: Any) -> None:
         self.training_panel.on_event(event)
         if isinstance(event, BatchProgress):
-            done = (event.epoch - 1 + (event.batch / event.batches if event.batches else 0)) / max(event.epochs, 1)
-            overall = (self._run_index + done) / self._runs_in_task
+            overall = (self._run_index + event.fraction) / self._runs_in_task
             self.progress.setValue(round(1000 * overall))
             self.setWindowTitle(f"{100 * overall:.0f} % · epoch {event.epoch}/{event.epochs} — {WINDOW_TITLE}")
             self.progress.setFormat(f"epoch {event.epoch}/{event.epochs} · batch {event.batch}"
                                     f"{'/' + str(event.batches) if event.batches else ''} · loss {event.loss:.4f}"
                                     f" · accuracy {event.accuracy:.4f}")
-            if done > 0.02:
-                remaining = event.elapsed * (1 - done) / done
+            remaining = event.remaining(min_fraction=ETA_AFTER)
+            if remaining is not None:
                 self.eta_label.setText(f"about {_duration(remaining)} left")
         elif isinstance(event, PhaseProgress):
             self.progress.setFormat(f"{event.phase}…" + (f" {event.done}/{event.total}" if event.total > 1 else ""))
@@ -340,16 +349,15 @@ class MainWindow(QMainWindow):
 
     def _on_training_returned(self, result: Any) -> None:
         self.last_result = result
-        if isinstance(result, dict):  # frozen vs fine-tuned (core.transfer.compare_frozen_finetune)
-            frozen, tuned = result.get("frozen") or {}, result.get("finetune") or {}
-            ids = [entry["run_id"] for entry in (frozen, tuned) if entry.get("run_id")]
+        if isinstance(result, Comparison):  # frozen vs fine-tuned (core.training.compare)
+            frozen, tuned = result.frozen, result.finetune
             self.runs_panel.refresh()
-            self.runs_panel.select(ids)
-            if tuned.get("status") != "finished":
-                self.show_message(f"Frozen run {frozen.get('status')}; fine-tuned run "
-                                  f"{tuned.get('status') or ''} {tuned.get('reason') or ''}".strip(), "warning")
+            self.runs_panel.select(result.run_ids)
+            if tuned.status != "finished":
+                self.show_message(f"Frozen run {frozen.status}; fine-tuned run "
+                                  f"{tuned.status or ''} {tuned.reason or ''}".strip(), "warning")
             else:
-                diff = (result.get("differences") or {}).get("accuracy")
+                diff = result.differences.get("accuracy")
                 note = f": fine-tuning changed accuracy by {100 * diff:+.2f} points" if isinstance(diff, float) else ""
                 self.show_message(f"Frozen and fine-tuned runs trained on the same split{note}. "
                                   "See Runs & compare.", "success")
@@ -360,32 +368,31 @@ class MainWindow(QMainWindow):
         elif result.status == "stopped":
             self.show_message(f"Training stopped ({result.reason}).", "warning")
         else:
-            accuracy = result.metrics.get("accuracy")
-            note = f" — {result.metrics.get('eval_set', 'test')} accuracy {100 * accuracy:.2f} %" \
-                if isinstance(accuracy, float) else ""
+            report = result.report
+            note = f" — {report.eval_set} accuracy {100 * report.accuracy:.2f} %" if report is not None else ""
             self.show_message(f"Run {result.run_id} finished{note}." + (f" ({result.reason})" if result.reason
                                                                           else ""), "success")
-        if result.metrics:
+        if result.report is not None:
             self.results_panel.show_run(result.run_id)
 
-    def _on_training_errored(self, error: str) -> None:
+    def _on_training_errored(self, error: BaseException) -> None:
         self.last_result = None
-        self.show_message(f"Training could not run: {error}", "error")
+        self.show_message(f"Training could not run: {describe_error(error)}", "error")
 
     def _on_training_finished(self) -> None:
         task = self.training
         self._set_running(False)
         self.eta_label.setText(f"took {_duration(time.monotonic() - self._started)}")
-        status = _task_status(self.last_result) if task is not None and not task.error else "failed"
+        status = _task_status(self.last_result) if task is not None and task.error is None else "failed"
         self.progress.setValue(1000 if status == "finished" else self.progress.value())
         self.progress.setFormat(status)
         self.runs_panel.refresh()
         new_run = _newest_run_id(self.last_result)
-        if new_run and not isinstance(self.last_result, dict):
+        if new_run and not isinstance(self.last_result, Comparison):
             self.runs_panel.select([new_run])
         self.classify_panel.refresh_runs(self.runs_panel.runs, follow=new_run)
         self.training = None
-        self.trainingFinished.emit(self.last_result if task is not None and not task.error else None)
+        self.trainingFinished.emit(self.last_result if task is not None and task.error is None else None)
 
     # ---- other views ----
 
@@ -408,19 +415,39 @@ class MainWindow(QMainWindow):
 
     # ---- drag and drop ----
 
+    # Drops are always taken as a copy: a file manager that honours Move deletes the files it "moved" here.
+    # A drag that offers only Move is refused.
+
+    def _only_the_window_takes_drops(self) -> None:
+        """Text fields accept drops with the proposed action (Move too): drops go to the window instead."""
+        for widget in self.findChildren(QWidget):
+            widget.setAcceptDrops(False)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+            accept_as_copy(event)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            accept_as_copy(event)
+        else:
+            event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        if self.handle_drop(event.mimeData()):
-            event.acceptProposedAction()
+        if not accept_as_copy(event):
+            self.show_message("This drag can only move the files: transferlab never moves or deletes your files. "
+                              "Drag again holding Ctrl to copy.", "warning")
+            return
+        if not self.handle_drop(event.mimeData()):
+            event.ignore()
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """A dropped folder becomes the data set; dropped images are classified. True when something was used."""
         paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
         folders = [p for p in paths if p.is_dir()]
-        images = [str(p) for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        images = [str(p) for p in paths if p.is_file() and is_image_name(p)]
         if folders:
             self.data_panel.use_folder(str(folders[0]))
             self.tabs.setCurrentWidget(self.data_panel)
@@ -453,8 +480,8 @@ class MainWindow(QMainWindow):
 
 def _task_status(result: Any) -> str:
     """How a training task ended, for the progress bar: a compare is as good as its worse run."""
-    if isinstance(result, dict):
-        statuses = [(result.get(key) or {}).get("status") for key in ("frozen", "finetune")]
+    if isinstance(result, Comparison):
+        statuses = [result.frozen.status, result.finetune.status]
         for status in ("failed", "stopped"):
             if status in statuses:
                 return status
@@ -469,9 +496,20 @@ def show_in_folder(folder: str) -> bool:
 
 def _newest_run_id(result: Any) -> str:
     """The run a finished task made last (the fine-tuned one of a compare), "" when there is none."""
-    if isinstance(result, dict):
-        return str((result.get("finetune") or {}).get("run_id") or (result.get("frozen") or {}).get("run_id") or "")
+    if isinstance(result, Comparison):
+        return str(result.finetune.run_id or result.frozen.run_id or "")
     return str(getattr(result, "run_id", "") or "")
+
+
+def accept_as_copy(event: QDropEvent) -> bool:
+    """Accept a drag or drop as Copy whatever action was proposed; ignore it when Copy is not offered (Qt
+    would turn a Copy the source does not offer back into the proposed Move)."""
+    if not event.possibleActions() & Qt.DropAction.CopyAction:
+        event.ignore()
+        return False
+    event.setDropAction(Qt.DropAction.CopyAction)
+    event.accept()
+    return True
 
 
 def _duration(seconds: float) -> str:

@@ -3,8 +3,10 @@ frozen parameters) before training. Building the summary imports TensorFlow, so 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -30,46 +32,43 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.catalog import BUNDLED_BACKBONES, MNIST_MODEL_TITLES, MnistModel
 from transferlab.core.config import (
     DEFAULT_LEARNING_RATE,
     FINETUNE_LEARNING_RATE,
     FitOptions,
     FolderConfig,
     MnistConfig,
+    RunConfig,
+    Unfreeze,
     mnist_preset,
 )
-from transferlab.gui.widgets import friendly_error, html_text
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.core.errors import TransferlabError
+from transferlab.core.kinds import MNIST, kind_named
+from transferlab.core.stopping import StopFlag
+from transferlab.core.training.kinds import ModelPreview, model_preview
+from transferlab.gui.widgets import friendly_error, html_text, line_edit
+from transferlab.gui.worker import TaskCancelled, TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
-MNIST_CHOICES = (("fast", "Fast CNN (recommended)"), ("cnn", "Seed CNN (the original recipe)"),
-                 ("ann", "ANN (dense layers only)"))
-BUNDLED_BACKBONES = ("efficientnet-lite0",)
 SUMMARY_DELAY_MS = 250
 AUGMENT_TEXT = {"mnist": "Augment training images (random rotation, shift, shear and zoom)",
                 "folder": "Augment training images (random flip, rotation and zoom)"}
+BACKBONE_TOOLTIP = ("<p>The pretrained feature extractor: <b>efficientnet-lite0</b> (bundled), a TF Hub URL or a "
+                    "local TF Hub SavedModel folder.</p><p><b>A TF Hub model or SavedModel is a program:</b> "
+                    "choosing one runs its TensorFlow graph, which can read and write your files. Use only "
+                    "models you trust. The run keeps a copy of it and later loads only that copy.</p>")
+
+PREVIEW_FOLDER = "preview"  # the data folder of the config a summary is built for (the summary needs no data)
+SummaryKey = tuple[RunConfig, int]  # the config (fit options and name reset) and the number of classes
 
 
-def mnist_summary(model: str) -> Any:
-    """Worker: build the MNIST model and summarize it (imports TensorFlow)."""
-    from transferlab.core.models.mnist import build_mnist_model
-    from transferlab.core.models.summary import summarize_model
-
-    with KERAS_LOCK:
-        return summarize_model(build_mnist_model(model))
-
-
-def folder_summary(spec: str, mode: str, unfreeze: int | str, n_classes: int) -> Any:
-    """Worker: the backbone's description and a summary of the whole model the run will train."""
-    from transferlab.core.models.backbones import resolve_backbone
-    from transferlab.core.models.summary import summarize_model
-    from transferlab.core.models.transfer import preview_model
-
-    with KERAS_LOCK:
-        info = resolve_backbone(spec).info
-        config = FolderConfig(data_dir="preview", backbone=spec, mode=mode, unfreeze=unfreeze)
-        return info, summarize_model(preview_model(config, n_classes))
+def _build_preview(key: SummaryKey, _report: Any, stop: StopFlag) -> ModelPreview:
+    """Worker: the summary of the model a run of key's config trains; a superseded request builds nothing."""
+    if stop.requested:
+        raise TaskCancelled()
+    return model_preview(*key)
 
 
 class ModelPanel(QWidget):
@@ -78,20 +77,22 @@ class ModelPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.kind = "mnist"
+        self.kind = MNIST.name
         self.class_count = 2  # of the chosen folder, once scanned: sizes the new head in the summary
         self.summary: Any = None
         self.summary_error = ""  # why the chosen model can't be built ("" when it can)
-        self._summary_cache: dict[tuple[str, str], Any] = {}
-        self._summary_key: tuple[str, str] | None = None
-        self._tasks: list[Task] = []
+        self._summary_cache: dict[SummaryKey, ModelPreview] = {}
+        self._summary_key: SummaryKey | None = None
+        self._lr_schedule = "constant"
+        self._label_smoothing = 0.0
+        self.tasks = TaskGroup(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SUMMARY_DELAY_MS)
         self._timer.timeout.connect(self.refresh_summary)
         self._build()
         self.apply_preset("fast")
-        self.set_kind("mnist")
+        self.set_kind(MNIST.name)
 
     # ---- layout ----
 
@@ -99,7 +100,7 @@ class ModelPanel(QWidget):
         # MNIST
         self.mnist_box = QGroupBox("Network (MNIST)")
         self.model_combo = QComboBox()
-        for key, label in MNIST_CHOICES:
+        for key, label in MNIST_MODEL_TITLES.items():
             self.model_combo.addItem(label, key)
         self.model_combo.currentIndexChanged.connect(self._on_mnist_model)
         self.train_limit = QSpinBox()
@@ -120,9 +121,11 @@ class ModelPanel(QWidget):
         self.backbone_combo = QComboBox()
         self.backbone_combo.setEditable(True)
         self.backbone_combo.addItems(BUNDLED_BACKBONES)
-        self.backbone_combo.lineEdit().setPlaceholderText("efficientnet-lite0, a TF Hub URL or a SavedModel folder")
+        line_edit(self.backbone_combo).setPlaceholderText("efficientnet-lite0, a TF Hub URL or a SavedModel folder")
+        self.backbone_combo.setToolTip(BACKBONE_TOOLTIP)
         self.backbone_combo.currentTextChanged.connect(self._schedule_summary)
         self.backbone_browse = QPushButton("SavedModel folder…")
+        self.backbone_browse.setToolTip(BACKBONE_TOOLTIP)
         self.backbone_browse.clicked.connect(self._on_backbone_browse)
         backbone_row = QHBoxLayout()
         backbone_row.addWidget(self.backbone_combo, 1)
@@ -159,6 +162,10 @@ class ModelPanel(QWidget):
         folder_layout.addLayout(tune_row)
         folder_layout.addWidget(self.compare_button)
         folder_layout.addLayout(self._build_folder_options())
+        self.skip_empty_check = QCheckBox("Leave out empty class folders")
+        self.skip_empty_check.setToolTip("A class folder without a single usable image is refused (it would "
+                                         "become a class the model never saw); check this to train without it")
+        folder_layout.addWidget(self.skip_empty_check)
 
         # fitting
         fit_box = QGroupBox("Training")
@@ -305,28 +312,30 @@ class ModelPanel(QWidget):
             self._schedule_summary()
 
     def set_kind(self, kind: str) -> None:
-        changed = kind != self.kind
-        self.kind = kind
-        self.mnist_box.setVisible(kind == "mnist")
-        self.folder_box.setVisible(kind == "folder")
-        self.augment_check.setText(AUGMENT_TEXT[kind] if kind in AUGMENT_TEXT else AUGMENT_TEXT["mnist"])
+        previous, self.kind = self.kind, kind
+        changed = previous != self.kind
+        uses_folder = kind_named(kind).uses_folder
+        self.mnist_box.setVisible(not uses_folder)
+        self.folder_box.setVisible(uses_folder)
+        self.augment_check.setText(AUGMENT_TEXT["folder" if uses_folder else "mnist"])
         if changed:
-            if kind == "mnist":
-                self.apply_preset(self.mnist_model())
-            else:
+            if uses_folder:
                 self._apply_fit(FolderConfig(data_dir=".").fit, augment=False)
+            else:
+                self.apply_preset(self.mnist_model())
         self._update_enabled()
         self._schedule_summary()
 
-    def mnist_model(self) -> str:
-        return str(self.model_combo.currentData())
+    def mnist_model(self) -> MnistModel:
+        model: MnistModel = self.model_combo.currentData()
+        return model
 
     def set_mnist_model(self, model: str) -> None:
         index = self.model_combo.findData(model)
         if index >= 0:
             self.model_combo.setCurrentIndex(index)
 
-    def apply_preset(self, model: str) -> None:
+    def apply_preset(self, model: MnistModel) -> None:
         config = mnist_preset(model)
         self._apply_fit(config.fit, augment=config.augment)
 
@@ -341,6 +350,7 @@ class ModelPanel(QWidget):
             self.stop_spin.setValue(fit.stop_at_accuracy)
         self.augment_check.setChecked(augment)
         self._lr_schedule = fit.lr_schedule
+        self._label_smoothing = fit.label_smoothing
 
     def _on_mnist_model(self) -> None:
         self.apply_preset(self.mnist_model())
@@ -370,21 +380,27 @@ class ModelPanel(QWidget):
                           seed=self.seed_spin.value(),
                           stop_at_accuracy=round(self.stop_spin.value(), 4) if self.stop_check.isChecked() else None,
                           early_stopping_patience=self.early_spin.value() if self.early_check.isChecked() else None,
-                          lr_schedule=getattr(self, "_lr_schedule", "constant") if self.kind == "mnist"
-                          else "constant")
+                          lr_schedule="onecycle" if self._lr_schedule == "onecycle" else "constant",
+                          label_smoothing=self._label_smoothing)
 
-    def build_config(self, kind: str, folder: str = "") -> MnistConfig | FolderConfig:
+    def build_config(self, kind: str, folder: str = "") -> RunConfig:
         """The run config from the widgets; ConfigError names the bad value."""
-        name = self.name_edit.text().strip()
-        if kind == "mnist":
-            return MnistConfig(model=self.mnist_model(), augment=self.augment_check.isChecked(),
-                               train_limit=self.train_limit.value() or None,
-                               test_limit=self.test_limit.value() or None, fit=self.fit_options(), name=name)
-        unfreeze: int | str = "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value()
+        if kind_named(kind).uses_folder:
+            return self._folder_config(folder)
+        return self._mnist_config()
+
+    def _mnist_config(self) -> MnistConfig:
+        return MnistConfig(model=self.mnist_model(), augment=self.augment_check.isChecked(),
+                           train_limit=self.train_limit.value() or None, test_limit=self.test_limit.value() or None,
+                           fit=self.fit_options(), name=self.name_edit.text().strip())
+
+    def _folder_config(self, folder: str) -> FolderConfig:
+        unfreeze: Unfreeze = "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value()
         return FolderConfig(data_dir=folder, backbone=self.backbone_combo.currentText().strip(),
                             mode="finetune" if self.finetune_radio.isChecked() else "frozen",
                             unfreeze=unfreeze, augment=self.augment_check.isChecked(), fit=self.fit_options(),
-                            name=name, test_split=round(self.test_spin.value(), 4),
+                            skip_empty_classes=self.skip_empty_check.isChecked(), name=self.name_edit.text().strip(),
+                            test_split=round(self.test_spin.value(), 4),
                             val_dir=self.val_dir_edit.text().strip() or None,
                             split_from_run=self.split_from_run or None, init_from_run=self.init_from_run or None)
 
@@ -397,59 +413,66 @@ class ModelPanel(QWidget):
     def shutdown(self) -> None:
         """No more summaries (the window is closing)."""
         self._timer.stop()
+        self.tasks.cancel("model-summary", "the window was closed")
         self.setEnabled(False)
 
+    def summary_key(self) -> SummaryKey | None:
+        """What the summary depends on: the config without fit options or name, and the number of classes;
+        None when the settings are incomplete or invalid (the summary says why)."""
+        if kind_named(self.kind).uses_folder and not self.backbone_combo.currentText().strip():
+            self.summary_label.setText("Choose a backbone.")
+            return None
+        try:
+            config = self.build_config(self.kind, PREVIEW_FOLDER)
+        except TransferlabError as exc:  # a bad value: the summary says so, training will too
+            self.summary_label.setText(f"<span style='color:#a00'>{html_text(str(exc))}</span>")
+            return None
+        config = dataclasses.replace(config, fit=FitOptions(), name="")
+        if isinstance(config, FolderConfig):  # where the data comes from does not change the model
+            config = dataclasses.replace(config, test_split=0.0, val_dir=None,
+                                         split_from_run=None, init_from_run=None)
+        return config, self.class_count
+
     def refresh_summary(self) -> None:
-        key = (self.kind, self.mnist_model()) if self.kind == "mnist" else (
-            self.kind, self.backbone_combo.currentText().strip(),
-            "finetune" if self.finetune_radio.isChecked() else "frozen",
-            "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value(), self.class_count)
+        key = self.summary_key()
         self._summary_key = key
+        self.tasks.cancel("model-summary")  # this request supersedes any summary still being built
+        if key is None:
+            return
         if key in self._summary_cache:
             self._show_summary(key, self._summary_cache[key])
             return
-        if not key[1]:
-            self.summary_label.setText("Choose a backbone.")
-            return
         self.summary_label.setText("Building the model summary…")
-        fn = (lambda _r, _s: mnist_summary(key[1])) if key[0] == "mnist" else (
-            lambda _r, _s: folder_summary(*key[1:]))
-        task = Task(fn, "model-summary", owner=self)
-        task.returned.connect(lambda result: self._on_summary(key, result))
-        task.errored.connect(lambda error: self._on_summary_error(key, error))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        # A newer request supersedes this one: only the summary of the current settings is built and shown.
+        self.tasks.start("model-summary", partial(_build_preview, key), returned=partial(self._on_summary, key),
+                         errored=partial(self._on_summary_error, key))
 
-    def _on_summary(self, key: tuple[str, str], result: Any) -> None:
+    def _on_summary(self, key: SummaryKey, result: ModelPreview) -> None:
         self._summary_cache[key] = result
         if key == self._summary_key:
             self._show_summary(key, result)
 
-    def _on_summary_error(self, key: tuple[str, str], error: str) -> None:
+    def _on_summary_error(self, key: SummaryKey, error: BaseException) -> None:
         if key == self._summary_key:
             self.summary = None
-            self.summary_error = friendly_error(error)
-            error = self.summary_error
+            self.summary_error = friendly_error(describe_error(error))
             self.summary_table.setRowCount(0)
             self.summary_label.setText(
-                f"<span style='color:#a00'>Could not build the summary: {html_text(error)}</span>")
+                f"<span style='color:#a00'>Could not build the summary: {html_text(self.summary_error)}</span>")
             self.summaryShown.emit()
 
-    def _show_summary(self, key: tuple[str, str], result: Any) -> None:
-        info = None
-        if key[0] == "folder":
-            info, result = result
+    def _show_summary(self, key: SummaryKey, preview: ModelPreview) -> None:
+        info, result = preview.backbone, preview.summary
         self.summary = result
         self.summary_error = ""
-        fixed = "frozen" if key[0] == "folder" else "non-trainable (BatchNorm statistics)"
+        fixed = "frozen" if kind_named(key[0].kind).uses_folder else "non-trainable (BatchNorm statistics)"
         counts = (f"<b>{html_text(result.name)}</b>: {result.total_params:,} parameters — "
                   f"<b>{result.trainable_params:,}</b> trainable, {result.frozen_params:,} {fixed}.")
         if info is not None:
             size = "×".join(str(s) for s in info.input_size)
             counts += (f"<br><b>Backbone</b>: {html_text(info.name)}, input {size}, {info.feature_dim} features, "
                        f"{info.blocks} blocks; the new head: dropout + dense, one output per class "
-                       f"({key[4]} classes).")
+                       f"({key[1]} classes).")
         self.summary_label.setText(counts)
         rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in result.layers]
         self.summary_table.setHorizontalHeaderLabels(["Layer", "Type", "Output shape", "Parameters"])

@@ -4,10 +4,11 @@ misclassified images sorted by confidence, and per-class precision and recall.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -24,9 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.analysis.samples import EvaluationSamples
+from transferlab.core.records import EvaluationReport, Mistake, SampleId
+from transferlab.core.runs.store import RunInfo, RunStore
+from transferlab.core.training.kinds import evaluation_samples
 from transferlab.gui.plots import ConfusionPlot
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
-from transferlab.gui.worker import Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -34,49 +39,50 @@ MAX_SHOWN = 120
 ZOOM = 336  # 28 × 12 pixels
 NO_RUN_YET = "The images a run got wrong appear here once a run has been evaluated."
 ICON = 72
-_PARTS = {"validation": "val", "test": "test", "train": "train"}
 
 
-def load_results(store: Any, run_id: str) -> dict[str, Any]:
-    """Worker: the run, its metrics, the evaluation samples (ids and labels) and how to show them."""
+@dataclass(frozen=True)
+class LoadedResults:
+    """What the panel shows of one run: the run, its evaluation, its samples and the mistakes' thumbnails."""
+
+    info: RunInfo
+    report: EvaluationReport | None = None
+    samples: EvaluationSamples | None = None
+    thumbs: dict[SampleId, QImage] = field(default_factory=dict)
+
+
+def load_results(store: RunStore, run_id: str) -> LoadedResults:
+    """Worker: the run, its report, its evaluation samples (transferlab.core.training.kinds.evaluation_samples)
+    and the thumbnails of its most confident mistakes."""
     info = store.get(run_id)
-    metrics = info.metrics or {}
-    result: dict[str, Any] = {"info": info, "metrics": metrics, "ids": [], "labels": [], "images": None,
-                              "root": ""}
-    if not metrics:
-        return result
-    if info.kind == "mnist":
-        from transferlab.core.data.mnist import load_mnist
-
-        mnist = load_mnist()
-        count = int(metrics.get("samples", len(mnist.test_labels)))
-        result.update(ids=list(range(count)), labels=[int(v) for v in mnist.test_labels[:count]],
-                      images=mnist.test_images)
-    else:
-        split = store.read_json(run_id, "split.json", default={}) or {}
-        items = split.get(_PARTS.get(metrics.get("eval_set", ""), "val"), [])
-        result.update(ids=[str(p) for p, _ in items], labels=[int(i) for _, i in items],
-                      root=split.get("root") or info.config.get("data_dir", ""))
-    result["thumbs"] = {m["id"]: _image(result, m["id"]) for m in metrics.get("misclassified", [])[:MAX_SHOWN]}
-    return result
+    report = info.report
+    if report is None:
+        return LoadedResults(info)
+    samples = evaluation_samples(store, run_id)
+    thumbs = {m.id: _image(samples, m.id) for m in report.misclassified[:MAX_SHOWN]}
+    return LoadedResults(info, report, samples, thumbs)
 
 
-def _image(result: dict[str, Any], sample_id: Any) -> QImage:
-    if result["images"] is not None:
-        return gray_qimage(result["images"][int(sample_id)])
-    return thumbnail(Path(result["root"]) / str(sample_id), ICON)
+def _image(samples: EvaluationSamples | None, sample_id: SampleId) -> QImage:
+    if samples is None:
+        return QImage()
+    array = samples.array(sample_id)
+    if array is not None:
+        return gray_qimage(array)
+    path = samples.path(sample_id)
+    return thumbnail(path, ICON) if path is not None else QImage()
 
 
 class ResultsPanel(QWidget):
     shown = Signal(str)  # run id, once its results are on screen
     message = Signal(str, str)
 
-    def __init__(self, store: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, store: RunStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.run_id = ""
-        self.data: dict[str, Any] = {}
-        self._tasks: list[Task] = []
+        self.results: LoadedResults | None = None
+        self.tasks = TaskGroup(self)
         self.header = QLabel("Train a model, or pick a run in <b>Runs</b>, to see how well it does.")
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.header.setWordWrap(True)
@@ -125,36 +131,40 @@ class ResultsPanel(QWidget):
         return widget
 
     def _open_item(self, item: QListWidgetItem) -> None:
-        """A folder run's image opens full size in the system's image viewer."""
-        sample_id = item.data(Qt.ItemDataRole.UserRole)
-        if self.data.get("images") is not None:  # MNIST: the digit, enlarged, in a small window
-            self.zoomed = _zoom_window(self, _image(self.data, sample_id), f"Test digit #{sample_id}")
+        """A digit opens enlarged in a small window; a folder run's image in the system's image viewer."""
+        samples = self.results.samples if self.results is not None else None
+        if samples is None:
             return
-        root = self.data.get("root")
-        if root and isinstance(sample_id, str):
-            path = Path(root) / sample_id
-            if path.is_file():
-                QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-                return
+        sample_id = item.data(Qt.ItemDataRole.UserRole)
+        if samples.array(sample_id) is not None:  # MNIST: the digit, enlarged, in a small window
+            self.zoomed = _zoom_window(self, _image(samples, sample_id), f"Test digit #{sample_id}")
+            return
+        path = samples.path(sample_id)
+        if path is None:
+            return
+        if path.is_file():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        else:
             self.message.emit(f"{path} is no longer there.", "warning")
 
     def show_run(self, run_id: str) -> None:
         self.run_id = run_id
         self.header.setText(f"Loading the results of <b>{run_id}</b>…")
-        task = Task(lambda _r, _s: load_results(self.store, run_id), "load-results", owner=self)
-        task.returned.connect(lambda data: self._on_loaded(data) if run_id == self.run_id else None)
-        task.errored.connect(lambda error: self.message.emit(f"Could not load run {run_id}: {error}", "error"))
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        store = self.store
+        # A newer request supersedes this one: only the run asked for last is shown.
+        self.tasks.start("load-results", lambda _report, _stop: load_results(store, run_id),
+                         returned=self._on_loaded, errored=partial(self._on_load_error, run_id))
 
-    def _on_loaded(self, data: dict[str, Any]) -> None:
-        self.data = data
-        info, metrics = data["info"], data["metrics"]
+    def _on_load_error(self, run_id: str, error: BaseException) -> None:
+        self.message.emit(f"Could not load run {run_id}: {describe_error(error)}", "error")
+
+    def _on_loaded(self, results: LoadedResults) -> None:
+        self.results = results
+        info, report = results.info, results.report
         self.misclassified.clear()
         self.cell_list.clear()
         self.per_class.setRowCount(0)
-        if not metrics:
+        if report is None:
             self.header.setText(f"<b>{html_text(info.title())}</b> ({info.run_id}) — {info.status}"
                                 f"{': ' + html_text(info.reason) if info.reason else ''}. No evaluation results.")
             self.confusion.set_matrix([], [], "This run has no evaluation results\n(it stopped before its first "
@@ -162,25 +172,21 @@ class ResultsPanel(QWidget):
             self.misclassified_caption.setText("This run has no evaluation results.")
             self.shown.emit(info.run_id)
             return
-        names = metrics.get("class_names", [])
-        eval_set = metrics.get("eval_set", "evaluation")
-        wrong = len(metrics.get("misclassified", []))
         self.misclassified_caption.setText(
             "The images the model got wrong, the most confident mistakes first; double-click one to see it full "
             "size."
-            if wrong else f"Nothing to show: every image of the {eval_set} set was classified correctly.")
+            if report.misclassified
+            else f"Nothing to show: every image of the {report.eval_set} set was classified correctly.")
         self.header.setText(
-            f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {eval_set} set of "
-            f"{metrics.get('samples', '?')} "
-            f"images: <span style='font-size:14pt'><b>accuracy {100 * metrics.get('accuracy', 0):.2f} %</b></span>, "
-            f"loss {metrics.get('loss', float('nan')):.4f}; {_misclassified_note(metrics)}.")
-        self.confusion.set_matrix(metrics.get("confusion_matrix", []), names)
-        for entry in metrics.get("misclassified", [])[:MAX_SHOWN]:
-            self._add_item(self.misclassified, entry["id"], self._caption(entry))
-        self.per_class.setRowCount(len(metrics.get("per_class", [])))
-        for r, row in enumerate(metrics.get("per_class", [])):
-            values = [row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      str(row["support"])]
+            f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {report.eval_set} set of {report.samples} "
+            f"images: <span style='font-size:14pt'><b>accuracy {100 * report.accuracy:.2f} %</b></span>, "
+            f"loss {report.loss:.4f}; {_misclassified_note(report)}.")
+        self.confusion.set_matrix([list(row) for row in report.confusion_matrix], list(report.class_names))
+        for mistake in report.misclassified[:MAX_SHOWN]:
+            self._add_item(self.misclassified, mistake.id, self._caption(report, mistake))
+        self.per_class.setRowCount(len(report.per_class))
+        for r, row in enumerate(report.per_class):
+            values = [row.name, f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}", str(row.support)]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if c:
@@ -189,15 +195,15 @@ class ResultsPanel(QWidget):
         self.tabs.setCurrentIndex(0)
         self.shown.emit(info.run_id)
 
-    def _caption(self, entry: dict[str, Any]) -> str:
-        names = self.data["metrics"].get("class_names", [])
-        true, predicted = names[entry["true"]], names[entry["predicted"]]
-        return f"{_short(true)} → {_short(predicted)}\n{100 * entry['probability']:.1f} %"
+    def _caption(self, report: EvaluationReport, mistake: Mistake) -> str:
+        true, predicted = report.class_names[mistake.true], report.class_names[mistake.predicted]
+        return f"{_short(true)} → {_short(predicted)}\n{100 * mistake.probability:.1f} %"
 
-    def _add_item(self, widget: QListWidget, sample_id: Any, caption: str) -> None:
-        image = self.data.get("thumbs", {}).get(sample_id)
+    def _add_item(self, widget: QListWidget, sample_id: SampleId, caption: str) -> None:
+        results = self.results
+        image = results.thumbs.get(sample_id) if results is not None else None
         if image is None:
-            image = _image(self.data, sample_id)
+            image = _image(results.samples if results is not None else None, sample_id)
         item = QListWidgetItem(caption)
         if not image.isNull():
             item.setIcon(QIcon(QPixmap.fromImage(image.scaled(ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio))))
@@ -205,31 +211,32 @@ class ResultsPanel(QWidget):
         item.setData(Qt.ItemDataRole.UserRole, sample_id)
         widget.addItem(item)
 
-    def cell_ids(self, true: int, predicted: int) -> tuple[list[Any], str]:
+    def cell_ids(self, true: int, predicted: int) -> tuple[list[SampleId], str]:
         """The samples in one confusion cell, and a note when they can't all be listed."""
-        metrics = self.data.get("metrics", {})
-        if metrics.get("predictions") is not None:  # runs store every sample's prediction: exact cells
-            labels, predictions = metrics["labels"], metrics["predictions"]
-            ids = metrics.get("sample_ids") or range(len(labels))
-            return [i for i, t, p in zip(ids, labels, predictions, strict=True) if t == true and p == predicted], ""
-        wrong = metrics.get("misclassified", [])
+        results = self.results
+        if results is None or results.report is None:
+            return [], ""
+        report = results.report
+        if report.labels is not None and report.predictions is not None:  # every prediction stored: exact
+            ids: Sequence[SampleId] = report.sample_ids or range(len(report.labels))
+            return [i for i, t, p in zip(ids, report.labels, report.predictions, strict=True)
+                    if t == true and p == predicted], ""
+        wrong = report.misclassified
         if true != predicted:
-            ids = [m["id"] for m in wrong if m["true"] == true and m["predicted"] == predicted]
-            matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
-            note = "" if len(ids) == matrix[true, predicted] else " (the run stores only the most confident mistakes)"
-            return ids, note
-        matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
-        complete = len(wrong) == int(matrix.sum() - np.trace(matrix))
-        if not self.data.get("ids") or not complete:
+            listed = [m.id for m in wrong if m.true == true and m.predicted == predicted]
+            complete = len(listed) == report.confusion_matrix[true][predicted]
+            return listed, "" if complete else " (the run stores only the most confident mistakes)"
+        samples = results.samples
+        if samples is None or not samples.ids or len(wrong) != report.wrong:
             return [], " (the run does not store which samples were classified correctly)"
-        wrong_ids = {m["id"] for m in wrong}
-        return [i for i, label in zip(self.data["ids"], self.data["labels"], strict=True)
+        wrong_ids = {m.id for m in wrong}
+        return [i for i, label in zip(samples.ids, samples.labels, strict=True)
                 if label == true and i not in wrong_ids], ""
 
     def show_cell(self, true: int, predicted: int) -> None:
-        if not self.data.get("metrics"):
+        if self.results is None or self.results.report is None:
             return
-        names = self.data["metrics"].get("class_names", [])
+        names = self.results.report.class_names
         ids, note = self.cell_ids(true, predicted)
         self.cell_list.clear()
         self.cell_list.setUpdatesEnabled(False)
@@ -255,10 +262,9 @@ def _zoom_window(parent: QWidget, image: QImage, title: str) -> QDialog:
     return dialog
 
 
-def _misclassified_note(metrics: dict[str, Any]) -> str:
-    matrix = np.asarray(metrics.get("confusion_matrix", [[0]]))
-    wrong = int(matrix.sum() - np.trace(matrix))
-    shown = min(MAX_SHOWN, len(metrics.get("misclassified", [])))
+def _misclassified_note(report: EvaluationReport) -> str:
+    wrong = report.wrong
+    shown = min(MAX_SHOWN, len(report.misclassified))
     return f"{wrong} misclassified" + (f" (the {shown} most confident shown)" if shown < wrong else "")
 
 

@@ -38,9 +38,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from transferlab.core.catalog import EXPORT_FORMATS
+from transferlab.core.deploy.export_trust import EXTRA_FOLDER, LABELS_NAME
 from transferlab.core.runs.store import MAX_LABEL_CHARS
 from transferlab.gui.plots import CompareCurves
-from transferlab.gui.worker import KERAS_LOCK, Task
+from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ EXPORT_FOLDER_KEY = "export/last_folder"
 COLUMNS = ("Run", "Id", "Status", "Accuracy", "Epochs", "Created", "Compared as")
 STATUS_COLUMN, ACCURACY_COLUMN, CREATED_COLUMN, PAIR_COLUMN = 2, 3, 5, 6
 STATUS_WIDTH = 200
+assert set(EXPORT_FILTERS) == set(EXPORT_FORMATS), "a save-dialog file type for every export format"
 HIGHLIGHT = QColor("#fff1b8")
 BETTER, WORSE = QColor("#d9f2dc"), QColor("#f8dcdc")
 
@@ -77,7 +80,7 @@ class RunsPanel(QWidget):
         self.settings = settings
         self.runs: list[Any] = []
         self.comparison: dict[str, Any] = {}
-        self._tasks: list[Task] = []
+        self.tasks = TaskGroup(self)
         self._undo_names: list[str] = []  # the runs the last Delete moved to the trash
         self._refreshing = False
         self._exporting = False
@@ -566,32 +569,28 @@ class RunsPanel(QWidget):
         self._update_buttons()
         self.message.emit(f"Exporting run {run_id} as {EXPORT_FILTERS[fmt][0].split(' (')[0]} to {target}…", "info")
         store = self.store
+        replace = fmt != "savedmodel" and Path(target).is_file()  # the save dialog asked before replacing
 
         def work(_report: Any, _stop: Any) -> Any:
             from transferlab.core.deploy.export import export_run
-            from transferlab.core.deploy.labels import write_labels
 
-            with KERAS_LOCK:
-                path = export_run(run_id, fmt, store, out=target)
-            names = (store.read_json(run_id, "model_info.json", default={}) or {}).get("class_names") or []
-            return path, write_labels(path, [str(n) for n in names]) if names else None
+            return export_run(run_id, fmt, store, out=target, force=replace)  # under the engine's build lock
 
-        task = Task(work, "export", owner=self)
-        task.returned.connect(self._on_exported)
-        task.errored.connect(lambda error: self.message.emit(f"Export failed: {error}", "error"))
-        task.finished.connect(self._on_export_finished)
-        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
-        self._tasks.append(task)
-        task.start()
+        self.tasks.start("export", work, returned=self._on_exported, errored=self._on_export_error,
+                         finished=self._on_export_finished, supersede=False)
+
+    def _on_export_error(self, error: BaseException) -> None:
+        self.message.emit(f"Export failed: {describe_error(error)}", "error")
 
     def _on_export_finished(self) -> None:
         self._exporting = False
         self._update_buttons()
 
-    def _on_exported(self, result: Any) -> None:
-        path, labels = result
-        folder = Path(path) if Path(path).is_dir() else Path(path).parent
-        extra = f" (class names in {Path(labels).name})" if labels else ""
+    def _on_exported(self, path: Path) -> None:
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        labels = folder / EXTRA_FOLDER / LABELS_NAME if path.is_dir() else folder / f"{path.stem}.{LABELS_NAME}"
+        extra = f" (class names in {labels.relative_to(folder)})" if labels.is_file() else ""
         self.last_export = str(path)
         self.exportMessage.emit(f"Exported to {path}{extra}.", str(folder))
         self.exported.emit(str(path))

@@ -27,7 +27,7 @@ class AppSettings:
         value = self.qsettings.value("data/recent_folders", [])
         if isinstance(value, str):  # INI files store a one-item list as a plain string
             value = [value]
-        return [str(v) for v in (value or []) if v]
+        return [str(v) for v in (value if isinstance(value, list) else []) if v]
 
     def add_recent_folder(self, folder: str) -> list[str]:
         folders = [folder] + [f for f in self.recent_folders() if f != folder]

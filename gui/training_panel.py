@@ -76,15 +76,11 @@ class TrainingPanel(QWidget):
             self.header.setText(f"<b>{html_text(event.run_id)}</b> — {summary.total_params:,} parameters "
                                 f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} {fixed})")
             data = event.data_summary
-            if "train_samples" in data:
-                self.append(f"run {event.run_id}: {data.get('train_samples')} training, "
-                            f"{data.get('validation_samples', 0)} validation samples")
-            else:
-                self.append(f"run {event.run_id} started")
+            self.append(f"run {event.run_id}: {data.train_samples} training, {data.validation_samples} validation "
+                        "samples")
         elif isinstance(event, RunFinished):
-            accuracy = event.metrics.get("accuracy")
-            result = f", {event.metrics.get('eval_set', 'evaluation')} accuracy {accuracy:.4f}" \
-                if isinstance(accuracy, float) else ""
+            report = event.report
+            result = f", {report.eval_set} accuracy {report.accuracy:.4f}" if report is not None else ""
             reason = f" ({event.reason})" if event.reason else ""
             self.append(f"run {event.run_id} {event.status}{reason}{result}")
             color = {"finished": "#060", "stopped": "#a60"}.get(event.status, "#a00")

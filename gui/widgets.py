@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImage, QImageReader, QMouseEvent, QPixmap
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -137,14 +139,21 @@ def _to_uint8(data: np.ndarray) -> np.ndarray:
 
 
 def thumbnail(path: str | Path, size: int = 96) -> QImage:
-    """A small QImage of an image file, decoded at reduced size (safe on a worker thread). Null if unreadable."""
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(True)
-    original = reader.size()
-    if original.isValid() and max(original.width(), original.height()) > size:
-        reader.setScaledSize(original.scaled(QSize(size, size), Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    return image if not image.isNull() else QImage()
+    """A small QImage of an image file (safe on a worker thread); null if the file is not a usable image.
+
+    Decoded by core.images, like everything the model sees: only the allowed decoders, only regular files of
+    a sane size (Qt's own image plugins would open anything, a FIFO included, and wait on it forever)."""
+    from PIL import Image
+
+    from transferlab.core.data.images import open_image, to_rgb_array
+    from transferlab.core.errors import TransferlabError
+
+    try:
+        image = Image.fromarray(to_rgb_array(open_image(path, min_size=1, draft_size=(size, size))), "RGB")
+    except (TransferlabError, OSError, ValueError, MemoryError):
+        return QImage()
+    image.thumbnail((size, size), Image.Resampling.BICUBIC)
+    return rgb_qimage(np.asarray(image))
 
 
 def mosaic(images: np.ndarray, gap: int = 2, background: int = 40) -> np.ndarray:
@@ -245,3 +254,11 @@ def friendly_error(text: str) -> str:
 def html_text(value: Any) -> str:
     """Plain text made safe inside a rich-text label (file names may contain <, > and &)."""
     return html.escape(str(value), quote=False)
+
+
+def line_edit(combo: QComboBox) -> QLineEdit:
+    """The line edit of an editable combo box."""
+    edit = combo.lineEdit()
+    if edit is None:
+        raise ValueError("expected an editable QComboBox, got one without a line edit")
+    return edit

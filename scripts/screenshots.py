@@ -188,7 +188,7 @@ def main() -> int:
     save(window, out, "training")
 
     window.tabs.setCurrentWidget(window.results_panel)
-    wait_for(window.results_panel.shown, 30000) if not window.results_panel.data else None
+    wait_for(window.results_panel.shown, 30000) if window.results_panel.results is None else None
     save(window, out, "results")
     window.results_panel.show_cell(4, 9)
     save(window, out, "results-cell")

@@ -1,1 +1,1 @@
-"""Analysis of predictions: evaluation reports (evaluation)."""
+"""Analysis of predictions: evaluation reports (evaluation) and where a run's evaluation samples live (samples)."""

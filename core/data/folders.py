@@ -5,9 +5,12 @@ Public API
   Classes are the top-level subfolders (sorted names); files nested deeper count for their top-level
   folder; dot-prefixed files and folders are ignored; other suffixes are listed in ``ignored``; every
   image is decoded (cheaply) and broken ones are listed in ``skipped`` with the reason. DataError when
-  the root is unusable or fewer than 2 classes have usable images.
+  the root is unusable or fewer than 2 classes have usable images. The folder ``_excluded`` (images set
+  aside by the data check, core.data.fixes) is never a class.
 - ``FolderScan`` — root, class_names, items ((relative POSIX path, class index), ...), skipped, ignored,
   empty_classes, sizes, duplicates; ``counts``, ``labels``, ``summary()`` (JSON-able, for GUI and CLI).
+- ``classes_to_train(scan, skip_empty_classes=False) -> FolderScan`` — the scan a run trains on: a class
+  folder without usable images is refused by name (or left out when asked), an unreadable one is refused.
 - ``split_items(scan, val_fraction, test_fraction=0.0, seed=42) -> DataSplit`` — stratified and seeded.
 - ``split_from_folders(train_scan, val_scan, test_fraction=0.0, seed=42) -> DataSplit`` — a separate
   validation folder (same class names required).
@@ -23,6 +26,7 @@ as is. Sizes are (height, width), like Keras' ``image_size``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -54,6 +58,16 @@ logger = logging.getLogger(__name__)
 Item = tuple[str, int]  # (relative path, class index)
 ProgressCallback = Callable[[int, int], None]
 SPLIT_FORMAT = 1
+EXCLUDED_DIR = "_excluded"  # images the data check's user set aside (core.data.fixes); never a class
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """BLAKE2b-128 of a file's bytes, hex: the identity of an image's content (caches, the fixes journal)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class FolderScan:
     empty_classes: tuple[str, ...] = ()  # class folders without a single usable image
     sizes: tuple[tuple[int, int], ...] = ()  # (height, width) of each item, as displayed
     duplicates: tuple[tuple[str, ...], ...] = ()  # identical files found in different classes
+    unreadable: tuple[SkippedFile, ...] = ()  # folders that could not be listed ("cat/" or "cat/sub/"), and why
     seconds: float = 0.0
 
     @property
@@ -108,6 +123,7 @@ class FolderScan:
             "height": stats(0),
             "width": stats(1),
             "duplicates": [list(group) for group in self.duplicates],
+            "unreadable": [{"path": s.path, "reason": s.reason} for s in self.unreadable],
             "seconds": round(self.seconds, 3),
         }
 
@@ -130,11 +146,13 @@ def scan_folder(
         entries = sorted(os.scandir(root_path), key=lambda e: e.name)
     except OSError as exc:
         raise DataError(f"expected a readable folder at {root_path}, got {type(exc).__name__}: {exc}") from exc
-    class_names = tuple(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    class_names = tuple(e.name for e in entries if e.is_dir() and not e.name.startswith(".")
+                        and e.name != EXCLUDED_DIR)
     ignored = [e.name for e in entries if not e.is_dir() and not e.name.startswith(".")]
     candidates: list[tuple[str, int]] = []
+    unreadable: list[SkippedFile] = []
     for index, name in enumerate(class_names):
-        for relative in _walk_files(root_path, name):
+        for relative in _walk_files(root_path, name, unreadable):
             if is_image_name(relative):
                 candidates.append((relative, index))
             else:
@@ -162,39 +180,83 @@ def scan_folder(
     empty = tuple(name for name, n in zip(class_names, counts, strict=True) if n == 0)
     usable = len(class_names) - len(empty)
     if usable < 2:
-        raise DataError(_too_few_classes_message(root_path, class_names, empty, skipped))
+        raise DataError(_too_few_classes_message(root_path, class_names, empty, skipped, unreadable))
     duplicates = tuple(tuple(p for p, _ in group) for group in by_hash.values()
                        if len({i for _, i in group}) > 1)
     scan = FolderScan(
         root=str(root_path), class_names=class_names, items=tuple(items), skipped=tuple(skipped),
         ignored=tuple(sorted(ignored)), empty_classes=empty, sizes=tuple(sizes), duplicates=duplicates,
-        seconds=time.perf_counter() - started,
+        unreadable=tuple(unreadable), seconds=time.perf_counter() - started,
     )
     logger.info("scanned %s: %d images in %d classes, %d skipped, %d ignored, in %.2f s", root_path,
                 len(items), usable, len(skipped), len(ignored), scan.seconds)
     return scan
 
 
-def _walk_files(root: Path, class_name: str) -> list[str]:
-    """Relative POSIX paths of the non-hidden files under root/class_name, at any depth, sorted."""
+def _walk_files(root: Path, class_name: str, unreadable: list[SkippedFile]) -> list[str]:
+    """Relative POSIX paths of the non-hidden files under root/class_name, at any depth, sorted. Folders that
+    cannot be listed are added to `unreadable` (os.walk would silently skip them)."""
     found: list[str] = []
-    for folder, dirs, files in os.walk(root / class_name):
+
+    def note(exc: OSError) -> None:
+        folder = Path(exc.filename or root / class_name)
+        relative = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else str(folder)
+        unreadable.append(SkippedFile(f"{relative}/", f"unreadable folder ({_os_reason(exc)})"))
+        logger.warning("cannot read folder %s: %s", folder, exc)
+
+    for folder, dirs, files in os.walk(root / class_name, onerror=note):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(folder).relative_to(root).as_posix()
         found.extend(f"{base}/{f}" for f in files if not f.startswith("."))
     return sorted(found)
 
 
+def _os_reason(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
 def _too_few_classes_message(root: Path, class_names: Sequence[str], empty: Sequence[str],
-                             skipped: Sequence[SkippedFile]) -> str:
+                             skipped: Sequence[SkippedFile], unreadable: Sequence[SkippedFile] = ()) -> str:
     usable = [n for n in class_names if n not in empty]
     if not class_names:
         return (f"expected at least 2 class subfolders of images in {root}, got no subfolders "
                 f"(put each class's images in its own folder, e.g. {root}/cat, {root}/dog)")
-    broken = {n: sum(1 for s in skipped if s.path.split("/", 1)[0] == n) for n in empty}
-    empty_text = ", ".join(f"{n} ({broken[n]} unusable files)" if broken[n] else n for n in empty)
     return (f"expected at least 2 class folders with usable images in {root}, got {len(usable)}"
-            f"{' (' + ', '.join(usable) + ')' if usable else ''}; empty class folders: {empty_text or 'none'}")
+            f"{' (' + ', '.join(usable) + ')' if usable else ''}; empty class folders: "
+            f"{_describe_empty(empty, skipped, unreadable) or 'none'}")
+
+
+def _describe_empty(empty: Sequence[str], skipped: Sequence[SkippedFile],
+                    unreadable: Sequence[SkippedFile]) -> str:
+    """'dog, owl (3 unusable files), emu (unreadable folder (PermissionError: ...))'."""
+    parts = []
+    for name in empty:
+        denied = next((u.reason for u in unreadable if u.path == f"{name}/"), "")
+        broken = sum(1 for s in skipped if s.path.split("/", 1)[0] == name)
+        parts.append(f"{name} ({denied})" if denied else f"{name} ({broken} unusable files)" if broken else name)
+    return ", ".join(parts)
+
+
+def classes_to_train(scan: FolderScan, skip_empty_classes: bool = False) -> FolderScan:
+    """The scan a run trains on. A class folder that could not be read is refused; one without usable images
+    is refused by name (it would become a model output that was never shown an image), unless
+    `skip_empty_classes`: then it is left out and the other classes are renumbered."""
+    root = Path(scan.root)
+    denied = [u for u in scan.unreadable if u.path.count("/") == 1 and u.path[:-1] in scan.class_names]
+    if denied:
+        raise DataError(f"expected readable class folders in {root}, got {len(denied)} that cannot be read: "
+                        + ", ".join(f"{u.path[:-1]} ({u.reason})" for u in denied))
+    if not scan.empty_classes:
+        return scan
+    if not skip_empty_classes:
+        raise DataError(f"expected images in every class folder of {root}, got none in "
+                        f"{_describe_empty(scan.empty_classes, scan.skipped, ())} (add images, remove the "
+                        "folder, or leave empty classes out: --skip-empty-classes, or the check box in the app)")
+    kept = [name for name in scan.class_names if name not in scan.empty_classes]
+    new_index = {scan.class_names.index(name): i for i, name in enumerate(kept)}
+    logger.info("leaving out empty class folders: %s", ", ".join(scan.empty_classes))
+    return dataclasses.replace(scan, class_names=tuple(kept),
+                               items=tuple((path, new_index[label]) for path, label in scan.items))
 
 
 # ---- splits ----
@@ -263,6 +325,24 @@ def split_items(scan: FolderScan, val_fraction: float, test_fraction: float = 0.
     train, val, test = _stratified(scan.items, len(scan.class_names), val_fraction, test_fraction, seed)
     return DataSplit(class_names=scan.class_names, train=train, val=val, test=test, seed=seed, root=scan.root,
                      extra={"val_fraction": val_fraction, "test_fraction": test_fraction})
+
+
+def keep_groups_together(split: DataSplit, groups: Sequence[Sequence[str]]) -> tuple[DataSplit, int]:
+    """Move every near-duplicate group that straddles the parts of `split` into its training part, so no copy
+    of a validation or test image is trained on (leakage). Returns the split and how many groups were moved."""
+    part_of = {path: part for part in ("train", "val", "test") for path, _ in getattr(split, part)}
+    to_train: set[str] = set()
+    moved = 0
+    for group in groups:
+        parts = {part_of[p] for p in group if p in part_of}
+        if len(parts) > 1:
+            moved += 1
+            to_train.update(p for p in group if part_of.get(p) != "train")
+    if not to_train:
+        return split, 0
+    parts = {part: tuple(item for item in getattr(split, part) if item[0] not in to_train) for part in ("val", "test")}
+    moved_items = [item for part in ("val", "test") for item in getattr(split, part) if item[0] in to_train]
+    return dataclasses.replace(split, train=tuple(sorted([*split.train, *moved_items])), **parts), moved
 
 
 def split_from_folders(train_scan: FolderScan, val_scan: FolderScan, test_fraction: float = 0.0,

@@ -2,14 +2,20 @@
 
 Public API (all sizes are (height, width), like Keras' ``image_size``; PIL's own ``Image.size`` is (w, h)):
 
-- ``IMAGE_EXTENSIONS`` — the file name suffixes treated as images (compare lower-cased).
-- ``is_image_name(name)`` — whether a file name has one of those suffixes.
-- ``read_image_bytes(path)`` — the file's bytes; ImageError for a missing file, a folder, an empty file.
+- ``IMAGE_EXTENSIONS`` / ``is_image_name(name)`` — the one list of image suffixes (transferlab.core.catalog).
+- ``DECODERS`` — the only Pillow decoders ever used (JPEG, PNG, BMP, GIF, WebP, TIFF), whatever a file is named.
+- ``read_image_bytes(path, *, max_bytes)`` — the bytes of a regular file, its size checked before reading;
+  ImageError for a missing file, a folder, a FIFO, a device, a socket, an empty or an over-size file.
 - ``decode_image(data, *, name, min_size, max_pixels, draft_size)`` — a fully loaded, EXIF-oriented image.
 - ``open_image(path, *, min_size, max_pixels, draft_size)`` — both of the above.
 - ``check_image(data, *, name, min_size, max_pixels)`` — validate cheaply; the full (height, width).
 - ``to_rgb_array(image)`` / ``to_gray_array(image)`` — uint8 (H, W, 3) / (H, W) from any PIL mode.
 - ``load_rgb(path, size)`` — open, convert and resize in one call (what data sets use).
+
+Nothing in an image file can make the app run code or wait forever: Pillow is only ever asked to try the
+decoders in ``DECODERS`` (an EPS/PostScript or PDF file named ``holiday.jpg`` is refused, never handed to
+Ghostscript), and only regular files are read, with their size checked on the opened file before reading (a FIFO
+named ``x.png`` is refused at once, a link to ``/dev/zero`` is refused instead of read until memory runs out).
 
 Every refusal is a ``core.errors.ImageError`` with a one-line message "expected X, got Y". Images larger
 than ``max_pixels`` are refused from their header, before any pixel is decoded. Pillow's own global limit
@@ -25,6 +31,7 @@ import codecs
 import io
 import logging
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -32,11 +39,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from transferlab.core.catalog import IMAGE_SUFFIXES
+from transferlab.core.catalog import is_image_name as is_image_name  # re-exported
 from transferlab.core.errors import ImageError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(IMAGE_SUFFIXES)
+# The only decoders Pillow may try, in this order. Never EPS (Pillow runs Ghostscript for it), PDF or the rest.
+DECODERS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
+_DECODER_NAMES = "JPEG, PNG, BMP, GIF, WebP or TIFF"
+_OPENED_FORMATS = frozenset({*DECODERS, "MPO"})  # Pillow's JPEG decoder reports multi-picture JPEGs as MPO
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # a file larger than this is refused before a byte is read
 DEFAULT_MIN_SIDE = 8  # pixels; smaller images carry no usable content (a 1×1 "image" is refused)
 DEFAULT_MAX_PIXELS = 64_000_000  # width × height; refused before decoding (decompression bombs)
 
@@ -49,25 +63,54 @@ _SWAPPED_ORIENTATIONS = (5, 6, 7, 8)  # orientations that swap width and height
 _RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking; with reducing_gap for big reductions
 
 
-def is_image_name(name: str | os.PathLike[str]) -> bool:
-    """True when the file name ends with one of IMAGE_EXTENSIONS (case-insensitive)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+def read_image_bytes(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The whole file, after checking that it is a regular file of 1..max_bytes bytes.
 
-
-def read_image_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The whole file, after checking it is an existing, non-empty regular file."""
+    The opened file itself is checked (fstat) before reading, so a FIFO, a device (a link to /dev/zero), a
+    socket or a folder is refused at once, and nothing is read beyond `max_bytes`. The file is opened
+    non-blocking: opening a FIFO that no one writes to returns immediately instead of waiting forever."""
     path = Path(path)
     try:
-        if not path.exists():
-            raise ImageError(f"expected an image file at {path}, got no such file")
-        if path.is_dir():
-            raise ImageError(f"expected an image file at {path}, got a folder")
-        data = path.read_bytes()
+        _check_regular(os.stat(path), path, max_bytes)  # most refusals before opening anything
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    except FileNotFoundError as exc:
+        raise ImageError(f"expected an image file at {path}, got no such file") from exc
     except OSError as exc:
         raise ImageError(f"expected a readable image file at {path}, got {_describe(exc)}") from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            _check_regular(os.fstat(handle.fileno()), path, max_bytes)  # what was opened, not what was named
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageError(f"expected a readable image file at {path}, got {_describe(exc)}") from exc
+    if len(data) > max_bytes:  # it grew while being read
+        raise ImageError(f"expected an image file of at most {_mib(max_bytes)} at {path}, got a larger one")
     if not data:
         raise ImageError(f"expected an image file at {path}, got an empty file (0 bytes)")
     return data
+
+
+_OPEN_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_SPECIAL_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(info: os.stat_result, path: Path, max_bytes: int) -> None:
+    """ImageError unless `info` describes a regular file of 1..max_bytes bytes."""
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _SPECIAL_FILES if test(info.st_mode)), "not a regular file")
+        via = " (through a link)" if path.is_symlink() else ""
+        raise ImageError(f"expected an image file at {path}, got {kind}{via}")
+    if info.st_size == 0:
+        raise ImageError(f"expected an image file at {path}, got an empty file (0 bytes)")
+    if info.st_size > max_bytes:
+        raise ImageError(f"expected an image file of at most {_mib(max_bytes)} at {path}, "
+                         f"got {info.st_size:,} bytes")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:g} MiB"
 
 
 def decode_image(
@@ -108,7 +151,7 @@ def _decode(
         raise ImageError(f"expected image data for {name}, got an empty file (0 bytes)")
     too_big = f"expected an image of at most {max_pixels:,} pixels in {name}"
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=DECODERS)  # no other decoder ever sees the bytes
     except UnidentifiedImageError as exc:
         raise ImageError(f"expected an image ({_formats()}) in {name}, got {_sniff(data)}") from exc
     except Image.DecompressionBombError as exc:
@@ -117,6 +160,8 @@ def _decode(
         raise ImageError(f"expected a readable image in {name}, "
                          f"got a damaged header ({_describe(exc)})") from exc
     with image:
+        if image.format not in _OPENED_FORMATS:
+            raise ImageError(f"expected an image ({_formats()}) in {name}, got {image.format} data")
         width, height = image.size
         if width * height > max_pixels:
             raise ImageError(f"{too_big}, got {width}×{height} ({width * height:,} pixels)")
@@ -277,18 +322,40 @@ def _describe(exc: BaseException) -> str:
 
 
 def _formats() -> str:
-    return ", ".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
+    return _DECODER_NAMES
+
+
+# Magic numbers of documents and image formats that are refused, to say what a refused file is.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%!", "a PostScript/EPS document (refused: PostScript is a program)"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS document (refused: PostScript is a program)"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"8BPS", "a Photoshop (PSD) file"),
+    (b"\x00\x00\x01\x00", "an icon (ICO) file"),
+    (b"icns", "an icon (ICNS) file"),
+    (b"qoif", "a QOI image"),
+    (b"DDS ", "a DirectDraw (DDS) texture"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"\xffO\xffQ", "a JPEG 2000 codestream"),
+    (b"\x89HDF", "an HDF5 file"),
+)
 
 
 def _sniff(data: bytes) -> str:
     """A short description of what non-image bytes look like, for error messages."""
     head = data[:512]
-    if head.startswith((b"%PDF",)):
-        return "a PDF document"
-    if head.startswith(b"PK\x03\x04"):
-        return "a zip archive"
+    for signature, description in _SIGNATURES:
+        if head.startswith(signature):
+            return description
+    if head[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "an AVIF/HEIF image"
+    if head.startswith((b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")) and head[2:3].isspace():
+        return "a PNM (PBM/PGM/PPM) image"
     if head.lstrip().startswith((b"<!DOCTYPE html", b"<html", b"<HTML")):
         return "an HTML page"
+    if head.lstrip().startswith((b"<svg", b"<?xml")):
+        return "an SVG/XML document"
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:

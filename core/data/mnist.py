@@ -100,7 +100,11 @@ def _read_zarr_zip(path: Path) -> dict[str, np.ndarray]:
         missing = [name for name in _ARRAYS if name not in group]
         if missing:
             raise DataError(f"expected arrays {', '.join(_ARRAYS)} in {path}, got no {', '.join(missing)}")
-        return {name: np.asarray(group[name][:]) for name in _ARRAYS}
+        arrays = {name: group[name] for name in _ARRAYS}
+        not_arrays = [name for name, array in arrays.items() if not isinstance(array, zarr.Array)]
+        if not_arrays:
+            raise DataError(f"expected arrays {', '.join(_ARRAYS)} in {path}, got groups named {', '.join(not_arrays)}")
+        return {name: np.asarray(array[:]) for name, array in arrays.items() if isinstance(array, zarr.Array)}
     finally:
         store.close()
 

@@ -1,1 +1,2 @@
-"""Using a stored run: classifying image files (predict) and exporting it (export)."""
+"""Using a stored run: classifying image files (predict), exporting it (export) and evaluating it again
+(evaluate)."""

@@ -4,10 +4,14 @@
     for p in classifier.classify(["cat.jpg", "broken.png"], top_k=3):
         print(p.file, p.error or f"{p.label} {p.probability:.1%}")
 
-The model is loaded once (RunStore.load_model, safe_mode) together with the run's model_info.json, which
-says how to feed it: "digits28" (MNIST: the image is prepared like an MNIST digit by core.digits) or "rgb"
-(the image is resized to the model's input size and passed as raw 0..255 values). A file that cannot be
-used gives a Prediction with a one-line `error`, never an exception.
+The model is loaded once (RunStore.load_model, safe_mode) together with the run's ModelInfo (model_info.json),
+whose run kind says how to feed it (transferlab.core.training.kinds: an MNIST run's image is prepared like an
+MNIST digit, a folder run's is resized to the model's input size and passed as raw 0..255 values). A file that
+cannot be used gives a Prediction with a one-line `error`, never an exception.
+
+Probabilities are calibrated with the run's temperature, and every prediction carries `unknown` and `reason`
+from the run's unknown check (transferlab.core.analysis.trust); `classifier.trust.note` says what a run trained
+before these existed lacks. `classifier.trust.set_rate(0.1)` moves both thresholds.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from transferlab.core.errors import ImageError, ModelError, TransferlabError
+from transferlab.core.analysis.calibration import apply_temperature
+from transferlab.core.analysis.trust import RunTrust, load_trust
+from transferlab.core.errors import ModelError, TransferlabError, first_line
 from transferlab.core.runs.store import RunStore
+from transferlab.core.training.kinds import parts_named
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,17 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)  # best first
     seen: np.ndarray | None = None  # what the model saw: uint8 (28, 28) digit or (h, w, 3) RGB
     error: str = ""
+    unknown: bool = False  # far from the training data, or not confident enough (see `reason`)
+    reason: str = ""
+    distance: float | None = None  # to the k-th nearest training embedding (None: no distance check)
+
+    def headline(self) -> str:
+        """"7 (98 %)", or "unknown (best guess 7, 41 %)"."""
+        if self.error:
+            return f"error: {self.error}"
+        if self.unknown:
+            return f"unknown (best guess {self.label}, {self.probability:.0%})"
+        return f"{self.label} ({self.probability:.1%})"
 
     @property
     def ok(self) -> bool:
@@ -47,21 +65,24 @@ class Prediction:
 class Classifier:
     """A stored run's model, ready to classify images."""
 
-    def __init__(self, run_id: str, store: RunStore | None = None) -> None:
+    def __init__(self, run_id: str, store: RunStore | None = None, *, trust: bool = True) -> None:
         self.store = store or RunStore()
         self.run_id = self.store.resolve(run_id)
-        info = self.store.read_json(self.run_id, "model_info.json", default={}) or {}
-        self.input_kind: str = info.get("input", "")
-        if self.input_kind not in ("digits28", "rgb"):
-            raise ModelError(f"expected model_info.json with input digits28 or rgb in run {self.run_id}, "
-                             f"got {self.input_kind or 'none'}")
-        self.image_size: tuple[int, int] = tuple(int(s) for s in info.get("image_size", (28, 28)))  # type: ignore[assignment]
-        self.class_names: list[str] = [str(c) for c in info.get("class_names", [])]
+        self.info = self.store.model_info(self.run_id)
+        self._feed = parts_named(self.info.kind)
+        self.kind: str = self.info.kind
+        self.image_size: tuple[int, int] = self.info.image_size
+        self.class_names: list[str] = list(self.info.class_names)
         self.model = self.store.load_model(self.run_id)
         outputs = int(self.model.output_shape[-1])
         if outputs != len(self.class_names):
             raise ModelError(f"expected a model with {len(self.class_names)} outputs (one per class) in run "
                              f"{self.run_id}, got {outputs}")
+        digits = self._feed.input_check is not None  # a digit run: far-away images get the "not a digit" hint
+        self.trust = load_trust(self.store, self.run_id, digits) if trust else RunTrust(digits=digits,
+                                                                                          note="trust disabled")
+        self._probe: Any = None  # traced (probabilities, embedding) twin of the model, built on first use
+        self._plain: Any = None  # the traced model
 
     # ---- files ----
 
@@ -69,27 +90,39 @@ class Classifier:
         """One Prediction per path, in order; unusable files get `error` set."""
         seen: list[np.ndarray | None] = []
         errors: list[str] = []
+        hints: list[str] = []
         for path in paths:
             try:
                 seen.append(self.prepare_file(path))
                 errors.append("")
+                hints.append(self._input_hint(path, seen[-1]))
             except TransferlabError as exc:
                 seen.append(None)
-                errors.append(_one_line(exc))
+                errors.append(first_line(exc, limit=300))
             except (OSError, ValueError, MemoryError) as exc:  # anything PIL / numpy may still raise
                 seen.append(None)
-                errors.append(f"expected a usable image in {path}, got {type(exc).__name__}: {_one_line(exc)}")
-        return self._predict([str(p) for p in paths], seen, errors, top_k)
+                errors.append(f"expected a usable image in {path}, got {type(exc).__name__}: "
+                              f"{first_line(exc, limit=300)}")
+            if len(hints) < len(seen):
+                hints.append("")
+        return self._predict([str(p) for p in paths], seen, errors, top_k, hints)
+
+    def _input_hint(self, image: str | os.PathLike[str] | np.ndarray, prepared: np.ndarray | None) -> str:
+        """Why the image doesn't look like what this kind of run takes (a handwritten digit), or ""."""
+        check = self._feed.input_check
+        if check is None or not self.trust.has_unknown_check or prepared is None:
+            return ""
+        if isinstance(image, np.ndarray):
+            original = np.asarray(image)
+        else:
+            from transferlab.core.data.images import load_rgb
+
+            original = load_rgb(image, None, min_size=1)
+        return str(check(original, prepared))
 
     def prepare_file(self, path: str | os.PathLike[str]) -> np.ndarray:
         """What the model sees for this file (uint8); raises ImageError for an unusable file."""
-        if self.input_kind == "digits28":
-            from transferlab.core.data.digits import prepare_digit  # lazily: only MNIST runs need it
-
-            return np.asarray(prepare_digit(path), dtype=np.uint8)
-        from transferlab.core.data.images import load_rgb
-
-        return load_rgb(path, self.image_size)
+        return self._feed.feed_file(self.info, path)
 
     # ---- arrays ----
 
@@ -100,54 +133,59 @@ class Classifier:
         names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
         seen: list[np.ndarray | None] = []
         errors: list[str] = []
+        hints: list[str] = []
         for name, image in zip(names, images, strict=True):
             try:
                 seen.append(self.prepare_array(image, name))
                 errors.append("")
+                hints.append(self._input_hint(np.asarray(image), seen[-1]))
             except TransferlabError as exc:
                 seen.append(None)
-                errors.append(_one_line(exc))
-        return self._predict(names, seen, errors, top_k)
+                errors.append(first_line(exc, limit=300))
+                hints.append("")
+        return self._predict(names, seen, errors, top_k, hints)
 
     def prepare_array(self, image: np.ndarray, name: str = "image") -> np.ndarray:
-        from PIL import Image
-
-        array = np.asarray(image)
-        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or min(
-                array.shape[:2]) < 1:
-            raise ImageError(f"expected an image array (H, W), (H, W, 3) or (H, W, 4) in {name}, "
-                             f"got shape {array.shape}")
-        if array.dtype != np.uint8:
-            array = np.clip(np.rint(array.astype(np.float64)), 0, 255).astype(np.uint8)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        pil = Image.fromarray(array)
-        if self.input_kind == "digits28":
-            from transferlab.core.data.digits import prepare_digit_array
-            from transferlab.core.data.images import to_gray_array
-
-            gray = to_gray_array(pil)
-            if gray.shape == (28, 28) and _looks_prepared(gray):
-                return gray
-            return np.asarray(prepare_digit_array(gray, name=name), dtype=np.uint8)
-        from transferlab.core.data.images import to_rgb_array
-
-        rgb = to_rgb_array(pil)
-        if rgb.shape[:2] != self.image_size:
-            resized = Image.fromarray(rgb).resize((self.image_size[1], self.image_size[0]), Image.Resampling.BICUBIC)
-            rgb = np.asarray(resized, dtype=np.uint8)
-        return rgb
+        """What the model sees for an in-memory image (uint8); raises ImageError for an unusable array."""
+        return self._feed.feed_array(self.info, image, name)
 
     # ---- internals ----
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """The model's class probabilities for a batch of prepared uint8 images."""
-        return np.asarray(self.model.predict(batch.astype(np.float32), batch_size=PREDICT_BATCH, verbose=0))
+        """The model's calibrated class probabilities for a batch of prepared uint8 images."""
+        return self.scores(batch)[0]
+
+    def scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(calibrated probabilities, distance to the training data or None) for prepared uint8 images."""
+        x = batch.astype(np.float32)
+        if self.trust.bank is None or not self.trust.has_unknown_check:
+            raw, distances = self._forward(x, with_embedding=False)[0], None
+        else:
+            raw, embeddings = self._forward(x, with_embedding=True)
+            distances = self.trust.distances(embeddings)
+        return apply_temperature(raw, self.trust.temperature), distances
+
+    def _forward(self, x: np.ndarray, with_embedding: bool) -> list[np.ndarray]:
+        """[probabilities] or [probabilities, embeddings]: the model traced once (any batch size), in batches."""
+        from transferlab.core.models.transfer import inference_function
+
+        if with_embedding and self._probe is None:
+            from transferlab.core.models.probes import embedding_model
+
+            self._probe = inference_function(embedding_model(self.model))
+        if not with_embedding and self._plain is None:
+            self._plain = inference_function(self.model)
+        forward = self._probe if with_embedding else self._plain
+        chunks = [forward(x[i:i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
+        if not with_embedding:
+            return [np.concatenate([np.asarray(c) for c in chunks])]
+        return [np.concatenate([np.asarray(c[j]) for c in chunks]) for j in range(2)]
 
     def _predict(self, names: list[str], seen: list[np.ndarray | None], errors: list[str],
-                 top_k: int) -> list[Prediction]:
+                 top_k: int, hints: list[str] | None = None) -> list[Prediction]:
         ok = [i for i, s in enumerate(seen) if s is not None]
-        probabilities = self.probabilities(np.stack([seen[i] for i in ok])) if ok else np.zeros((0, 0))
+        prepared = [s for s in seen if s is not None]
+        probabilities, distances = self.scores(np.stack(prepared)) if prepared else (np.zeros((0, 0)), None)
         results: list[Prediction] = [Prediction(file=name, error=error) for name, error in zip(names, errors,
                                                                                                 strict=True)]
         k = max(1, min(int(top_k), len(self.class_names)))
@@ -155,20 +193,11 @@ class Classifier:
             p = probabilities[row]
             order = np.argsort(-p, kind="stable")[:k]
             top = [(self.class_names[j], float(p[j])) for j in order]
-            results[i] = Prediction(file=names[i], label=top[0][0], probability=top[0][1], top=top, seen=seen[i])
+            distance = None if distances is None else float(distances[row])
+            verdict = self.trust.judge(top[0][1], distance, hints[i] if hints else "")
+            results[i] = Prediction(file=names[i], label=top[0][0], probability=top[0][1], top=top, seen=seen[i],
+                                    unknown=verdict.unknown, reason=verdict.reason, distance=distance)
         return results
 
     def describe(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "input": self.input_kind, "image_size": list(self.image_size),
-                "class_names": list(self.class_names)}
-
-
-def _looks_prepared(gray: np.ndarray) -> bool:
-    """A 28×28 array that is already an MNIST-style digit: dark background (border mostly black)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(border.mean()) < 10.0
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+        return {"run_id": self.run_id, **self.info.to_json(), "trust": self.trust.describe()}

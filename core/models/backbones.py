@@ -49,14 +49,13 @@ from typing import Literal
 
 import keras
 
+from transferlab.core.catalog import BUNDLED_BACKBONES, DEFAULT_BACKBONE
 from transferlab.core.errors import ModelError
 from transferlab.core.models import efficientnet_lite as lite
 from transferlab.core.models.hub_layer import HubFeatureLayer, is_url
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BACKBONE = "efficientnet-lite0"
-BUNDLED_BACKBONES: tuple[str, ...] = ("efficientnet-lite0",)
 Unfreeze = int | Literal["all"]
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from transferlab.core.errors import ModelError
 from transferlab.core.models.torch_pickle import load_state_dict
+from transferlab.core.paths import CACHE_ENV as CACHE_ENV  # re-exported: tests and tools set it
 from transferlab.core.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -336,7 +337,8 @@ def _write_cache(path: Path, weights: dict[str, list[np.ndarray]]) -> None:
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                np.savez(out, __format__=np.array(_CACHE_FORMAT), **arrays)
+                named: dict[str, Any] = {"__format__": np.array(_CACHE_FORMAT), **arrays}
+                np.savez(out, **named)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -3,8 +3,16 @@
 `hub.KerasLayer` is a Keras 2 layer and cannot join a Keras 3 model (tensorflow/tensorflow#65419). Instead,
 `HubFeatureLayer` calls `hub.load(handle)` and wraps each of the module's own `tf.Variable`s in a
 `keras.Variable` (a wrapper, not a copy), so Keras trains, freezes, saves and loads them like its own weights.
-The layer is registered as serializable and stores only the handle in its config: a `.keras` file holding it
-reloads the module from the handle, then restores the (possibly fine-tuned) weights from the file.
+The layer is registered as serializable and stores the handle and the module's content hash in its config.
+
+A model file never chooses which SavedModel runs (models are programs: loading one runs its graph). Keras'
+safe_mode cannot see through this layer, so it pins itself: the layer made for training hashes the module's
+files (`module_digest`); saving a run copies them into the run folder, `<run>/hub_modules/<sha256>/`
+(`pin_hub_modules`); and a layer restored from a model file (`from_config`) loads nothing but that copy, only
+inside `pinned_hub_modules(<run>/hub_modules, <the run's backbone handles>)`, only when the copy still has the
+recorded hash, and never from the handle written in the file (never a URL: loading a stored model is offline).
+A model file without a hash, naming another backbone than its run's, naming a hash its run does not hold, or
+loaded outside a run, is refused with a one-line ModelError.
 
 A handle is an http(s) URL (downloaded and cached by tensorflow_hub, so it needs internet the first time) or a
 local folder holding a TF2 SavedModel in TF Hub format: a callable root `__call__(images, training)` taking float
@@ -22,10 +30,16 @@ can be inferred, any `unfreeze` makes all trainable variables trainable.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import logging
 import os
 import re
-from collections.abc import Sequence
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +55,11 @@ DEFAULT_IMAGE_SIZE = 224
 # "block3b_expand_conv/kernel", "efficientnet-b0/blocks_15/conv2d/kernel", "MobilenetV2/expanded_conv_16/…"
 _BLOCK_PATTERN = re.compile(r"(?:^|/)(?:block|blocks|expanded_conv|layer|stage)[_-]?(\d+)([a-z]?)(?=[_/]|$)")
 _EXPANDED_CONV_0 = re.compile(r"(?:^|/)expanded_conv(?=/)")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+PINNED_FOLDER = "hub_modules"  # in a run folder: one <sha256>/ copy of each TF Hub module its model uses
+# While a run's model loads: the folder of its pinned modules, and the handles it was trained with (None: any).
+_pinned: contextvars.ContextVar[tuple[Path, frozenset[str] | None] | None] = contextvars.ContextVar(
+    "pinned_hub_modules", default=None)
 
 
 def is_url(handle: str) -> bool:
@@ -48,27 +67,162 @@ def is_url(handle: str) -> bool:
 
 
 def load_hub_module(handle: str) -> Any:
-    """`hub.load(handle)`, with one-line ModelErrors for the usual mistakes."""
+    """`hub.load` of a handle's local folder (a URL is downloaded first), with one-line ModelErrors."""
+    return _load_folder(local_module_folder(handle), handle)
+
+
+def local_module_folder(handle: str) -> Path:
+    """The local SavedModel folder of a handle: the folder itself, or TF Hub's download cache for a URL (which
+    is downloaded now if it is not cached yet). ModelError for a missing folder or a failed download."""
     import tensorflow_hub as hub  # ~0.3 s, only needed here
 
     if not isinstance(handle, str) or not handle:
         raise ModelError(f"expected a TF Hub handle (an https URL or a SavedModel folder), got {handle!r}")
-    if not is_url(handle):
-        folder = Path(handle).expanduser()
-        if not folder.exists():
-            raise ModelError(f"expected a TF Hub handle (an https URL or a SavedModel folder), got {handle!r}, "
-                             "which does not exist")
-        if not folder.is_dir() or not any((folder / n).is_file() for n in ("saved_model.pb", "saved_model.pbtxt")):
-            raise ModelError(f"expected a TF2 SavedModel folder (with saved_model.pb), got {handle!r}")
-        handle = str(folder)
+    if is_url(handle):
+        try:
+            folder = Path(hub.resolve(handle))
+        except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
+            raise ModelError(f"expected to download TF Hub model {handle}, got {_reason(exc)} (offline? download "
+                             "it once with internet and pass its local SavedModel folder instead)") from exc
+        if not folder.is_dir():
+            raise ModelError(f"expected TF Hub to give a local folder for {handle}, got {folder}")
+        return folder
+    folder = Path(handle).expanduser()
+    if not folder.exists():
+        raise ModelError(f"expected a TF Hub handle (an https URL or a SavedModel folder), got {handle!r}, "
+                         "which does not exist")
+    if not folder.is_dir() or not any((folder / n).is_file() for n in ("saved_model.pb", "saved_model.pbtxt")):
+        raise ModelError(f"expected a TF2 SavedModel folder (with saved_model.pb), got {handle!r}")
+    return folder
+
+
+def _load_folder(folder: Path, handle: str) -> Any:
+    import tensorflow_hub as hub
+
     try:
-        return hub.load(handle)
+        return hub.load(str(folder))
     except (OSError, ValueError, tf.errors.OpError) as exc:
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-        if is_url(handle):
-            raise ModelError(f"expected to download TF Hub model {handle}, got {reason} (offline? download it "
-                             "once with internet and pass its local SavedModel folder instead)") from exc
-        raise ModelError(f"expected a loadable TF2 SavedModel in {handle}, got {reason}") from exc
+        raise ModelError(f"expected a loadable TF2 SavedModel in {folder} ({handle}), got {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+
+
+# ---- pinning: a stored model loads only the module it was trained with ----
+
+def module_digest(folder: str | os.PathLike[str]) -> str:
+    """sha256 of a SavedModel folder: over its files' relative POSIX paths (sorted) and each file's sha256.
+
+    Only plain files and folders are read: a link to a folder, a FIFO or a device inside is a ModelError."""
+    root = Path(folder)
+    total = hashlib.sha256()
+    for relative in _module_files(root):
+        name = relative.encode("utf-8", "surrogateescape")
+        total.update(len(name).to_bytes(8, "little") + name + _file_sha256(root / relative))
+    return total.hexdigest()
+
+
+def _module_files(root: Path) -> list[str]:
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder)
+        for name in dirs:
+            if (base / name).is_symlink():
+                raise ModelError(f"expected a SavedModel folder of plain files and folders at {root}, got a link "
+                                 f"{base / name}")
+        for name in files:
+            if not stat.S_ISREG(os.stat(base / name).st_mode):
+                raise ModelError(f"expected a SavedModel folder of plain files at {root}, got {base / name}, "
+                                 "which is not a regular file")
+            found.append((base / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _file_sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
+
+
+@contextlib.contextmanager
+def pinned_hub_modules(folder: str | os.PathLike[str], handles: Iterable[str] | None = None) -> Iterator[None]:
+    """While active, TF Hub layers restored from a model file load only `folder/<their sha256>/`; with
+    `handles` (the backbones the run was trained with), a layer naming any other handle is refused."""
+    token = _pinned.set((Path(folder), None if handles is None else frozenset(handles)))
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
+def pinned_module_folder(digest: str, handle: str) -> Path:
+    """The pinned copy of the module with this sha256, checked; ModelError when the model file names another
+    backbone than its run's, or the copy is not there or has changed."""
+    pinned = _pinned.get()
+    if pinned is None:
+        raise ModelError(f"expected to load TF Hub backbone {handle!r:.200} from the copy stored with its run, got a "
+                         "model loaded outside a run (refused: a model file cannot choose which SavedModel runs)")
+    root, handles = pinned
+    if handles is not None and handle not in handles:
+        trained = ", ".join(sorted(handles)) or "none: it has no TF Hub backbone"
+        raise ModelError(f"expected the TF Hub backbone the run was trained with ({trained}), got a model file "
+                         f"naming {handle!r:.200} (refused: a stored model loads only its own backbone)")
+    folder = root / digest
+    if not _SHA256.fullmatch(digest) or not folder.is_dir():
+        raise ModelError(f"expected the TF Hub backbone the run was trained with (in {root}), got a model file "
+                         f"naming {handle!r:.200} (sha256 {digest[:16]}…), which the run does not hold (refused: a "
+                         "stored model loads only its own backbone)")
+    actual = module_digest(folder)
+    if actual != digest:
+        raise ModelError(f"expected the run's copy of its TF Hub backbone in {folder} to have sha256 "
+                         f"{digest[:16]}…, got {actual[:16]}… (it was changed after training; refused)")
+    return folder
+
+
+def hub_layers(model: Any) -> list[HubFeatureLayer]:
+    """Every HubFeatureLayer in a model, nested models included."""
+    found: list[HubFeatureLayer] = []
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, HubFeatureLayer):
+            found.append(layer)
+        elif layer is not model:
+            found.extend(hub_layers(layer))
+    return found
+
+
+def pin_hub_modules(model: Any, folder: str | os.PathLike[str]) -> list[Path]:
+    """Copy the module of every TF Hub layer of `model` into `folder/<sha256>/` (the hash the layer recorded
+    when it loaded the module; a copy that does not match it is refused). Returns the pinned folders."""
+    pinned: list[Path] = []
+    for layer in hub_layers(model):
+        target = Path(folder) / layer.module_sha256
+        if not target.is_dir():
+            _copy_module(layer.module_dir, target, layer.module_sha256)
+        elif module_digest(target) != layer.module_sha256:
+            raise ModelError(f"expected the pinned TF Hub backbone in {target} to have sha256 "
+                             f"{layer.module_sha256[:16]}…, got different files")
+        pinned.append(target)
+    return pinned
+
+
+def _copy_module(source: Path, target: Path, digest: str) -> None:
+    """Copy a module folder to a temporary sibling of `target`, check its hash, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:16]}.", suffix=".tmp", dir=target.parent))
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        if module_digest(tmp) != digest:
+            raise ModelError(f"expected the TF Hub backbone in {source} to be unchanged since it was loaded "
+                             f"(sha256 {digest[:16]}…), got different files")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ModelError(f"expected to copy the TF Hub backbone {source} into {target}, got {_reason(exc)}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("pinned TF Hub module %s as %s", source, target)
 
 
 def module_image_size(module: Any) -> tuple[int, int] | None:
@@ -96,7 +250,8 @@ def check_feature_module(module: Any, handle: str) -> tuple[tuple[int, int], int
                          f"at {handle}, got {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
     shape = tuple(getattr(output, "shape", ()))
     dtype = getattr(output, "dtype", None)
-    if not (isinstance(output, tf.Tensor) and len(shape) == 2 and shape[0] == 2 and dtype.is_floating):
+    if not (isinstance(output, tf.Tensor) and len(shape) == 2 and shape[0] == 2 and dtype is not None
+            and dtype.is_floating):
         got = f"{type(output).__name__} {list(shape)} {getattr(dtype, 'name', '')}".strip()
         raise ModelError(f"expected a feature-vector model returning float [batch, features] at {handle}, "
                          f"got {got}")
@@ -140,13 +295,22 @@ class HubFeatureLayer(keras.layers.Layer):
     """A TF Hub image feature-vector model: float [batch, H, W, 3] in [0, 1] → [batch, feature_dim]."""
 
     def __init__(self, handle: str, trainable: bool = False, unfreeze: int | str | None = None,
-                 module_training: bool = True, **kwargs: Any) -> None:
+                 module_training: bool = True, module_sha256: str | None = None, **kwargs: Any) -> None:
+        """A new layer loads `handle` (a URL is downloaded) and records the module's sha256; with
+        `module_sha256` (a layer restored from a model file) only the pinned copy with that hash is loaded and
+        `handle` is just a name."""
         super().__init__(trainable=trainable, **kwargs)
         self.handle = str(handle)
         # False: the module always runs in inference mode (BatchNorm statistics fixed, no dropout), even while
         # its weights are fine-tuned — the Keras transfer-learning recipe.
         self.module_training = bool(module_training)
-        module = load_hub_module(self.handle)
+        if module_sha256 is None:
+            self.module_dir = local_module_folder(self.handle)
+            self.module_sha256 = module_digest(self.module_dir)
+        else:
+            self.module_dir = pinned_module_folder(str(module_sha256), self.handle)
+            self.module_sha256 = str(module_sha256)
+        module = _load_folder(self.module_dir, self.handle)
         self.image_size, self.feature_dim = check_feature_module(module, self.handle)
         self._module = module
         module_trainable = {id(v) for v in getattr(module, "trainable_variables", ())}
@@ -166,11 +330,11 @@ class HubFeatureLayer(keras.layers.Layer):
 
     @property
     def trainable(self) -> bool:
-        return self._trainable
+        return bool(self._trainable)
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        keras.layers.Layer.trainable.fset(self, value)  # type: ignore[attr-defined]
+        keras.layers.Layer.trainable.fset(self, value)
         self._apply_trainable()
 
     def set_unfreeze(self, unfreeze: int | str | None) -> None:
@@ -200,7 +364,18 @@ class HubFeatureLayer(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "handle": self.handle, "unfreeze": self.unfreeze,
-                "module_training": self.module_training}
+                "module_training": self.module_training, "module_sha256": self.module_sha256}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> HubFeatureLayer:
+        """A layer from a model file: only ever the run's pinned copy of the module (see the module docstring)."""
+        digest = config.get("module_sha256")
+        if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            got = "none" if digest is None else f"{digest!r:.80}"
+            raise ModelError(f"expected a TF Hub layer pinned to its backbone by a sha256, got handle "
+                             f"{config.get('handle')!r:.200} with sha256 {got} (refused: a model file cannot choose "
+                             "which SavedModel runs; a run saved before backbones were pinned must be trained again)")
+        return super().from_config(config)
 
 
 def _keras_name(tf_name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 
@@ -17,7 +18,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup = float(warmup)
         self.final_fraction = float(final_fraction)
 
-    def __call__(self, step):
+    def __call__(self, step: Any) -> Any:
         step = keras.ops.cast(step, "float32")
         warm_steps = max(self.warmup * self.total_steps, 1.0)
         rising = self.peak * (0.1 + 0.9 * step / warm_steps)
@@ -26,6 +27,6 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         falling = floor + (self.peak - floor) * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
         return keras.ops.where(step < warm_steps, rising, falling)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup,
                 "final_fraction": self.final_fraction}

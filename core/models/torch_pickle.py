@@ -4,6 +4,11 @@ A `.pth` file is a pickle, and a plain `pickle.load` lets the file call any impo
 `os.system`). Here the unpickler resolves only the handful of names a state_dict needs
 (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`, the `torch.*Storage` classes), each mapped to
 our own numpy rebuilder; any other name in the file raises ModelError before anything is called.
+The pickle can't change those allow-listed objects either: BUILD (the opcode that sets attributes) is only
+applied to OrderedDicts that this load itself created (torch stores a state_dict's `_metadata` that way), and
+the opcodes that create instances of classes (INST, OBJ, NEWOBJ) are refused. Sizes are checked before anything
+is allocated: a storage claiming more bytes than MAX_STORAGE_BYTES or than the file holds, or a tensor with more
+elements than its storage, is a one-line ModelError, not a MemoryError.
 
 Both formats are read:
 - legacy (torch < 1.6, or `_use_new_zipfile_serialization=False`): pickles in sequence — magic number,
@@ -17,13 +22,15 @@ from __future__ import annotations
 import collections
 import io
 import logging
+import math
 import os
 import pickle
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
@@ -33,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
+MAX_STORAGE_BYTES = 4 * 2**30  # one storage (the bundled EfficientNet-Lite0 has 18 MB in all)
+MAX_FILE_BYTES = 8 * 2**30
 
 _STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype("<f4"),
@@ -84,7 +93,7 @@ def _rebuild_parameter(data: Any, *_ignored: Any) -> Any:
     return data
 
 
-def _make_ordered_dict(*args: Any) -> collections.OrderedDict:
+def _make_ordered_dict(*args: Any) -> collections.OrderedDict[Any, Any]:
     return collections.OrderedDict(*args)
 
 
@@ -97,13 +106,17 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the names in `allowed`; storages come back as `_StorageRef`s."""
+class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opcodes can be overridden
+    """Resolves only the names in `allowed`; storages come back as `_StorageRef`s. BUILD only reaches the
+    OrderedDicts this load created; no opcode can make an instance of a class or change an allowed object."""
+
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: BinaryIO, source: str, allowed: dict[tuple[str, str], Any]) -> None:
         super().__init__(file)
         self._source = source
         self._allowed = allowed
+        self._created: list[Any] = []  # what REDUCE made in this load (kept alive so ids stay unique)
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -119,7 +132,41 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise ModelError(f"expected storage references in weights file {self._source}, got {pid!r:.80}")
         if len(pid) > 5 and pid[5] is not None:
             raise ModelError(f"expected plain storages in weights file {self._source}, got a storage view")
-        return _StorageRef(key=pid[2], dtype=pid[1].dtype, numel=pid[4])
+        dtype, numel = pid[1].dtype, pid[4]
+        if not 0 <= numel * dtype.itemsize <= MAX_STORAGE_BYTES:
+            raise ModelError(f"expected storages of 0..{MAX_STORAGE_BYTES:,} bytes in weights file {self._source}, "
+                             f"got storage {pid[2]!r:.40} claiming {numel:,} elements")
+        return _StorageRef(key=pid[2], dtype=dtype, numel=numel)
+
+    def load_reduce(self) -> None:
+        super().load_reduce()
+        self._created.append(self.stack[-1])
+
+    def load_build(self) -> None:
+        state, target = self.stack[-1], self.stack[-2]
+        ours = any(target is made for made in self._created) and not any(
+            target is value for value in self._allowed.values())
+        if not (ours and type(target) is collections.OrderedDict and _is_attribute_state(state)):
+            raise ModelError(f"expected attributes only for OrderedDicts in weights file {self._source}, got "
+                             f"an attempt to set attributes of a {type(target).__name__} (refused)")
+        super().load_build()
+
+    def _refuse_instance(self) -> None:
+        raise ModelError(f"expected only tensors and OrderedDicts in weights file {self._source}, got an "
+                         f"instruction to create an object of a class (refused)")
+
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    for _opcode in (pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX):
+        dispatch[_opcode[0]] = _refuse_instance
+    del _opcode
+
+
+def _is_attribute_state(state: Any) -> bool:
+    """A BUILD state that only sets plain attributes: {name: value} (optionally as (dict, None))."""
+    if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
+        state = state[0]
+    return isinstance(state, dict) and all(isinstance(k, str) and not k.startswith("__") for k in state)
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -129,22 +176,33 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     something other than tensors and OrderedDicts.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"expected a PyTorch weights file at {path}, got no such file")
     try:
-        if zipfile.is_zipfile(path):
+        if zipfile.is_zipfile(_checked_file(path)):
             result = _load_zip(path)
         else:
-            with open(path, "rb") as handle:
-                result = _load_legacy(handle, str(path))
+            result = _load_legacy(io.BytesIO(path.read_bytes()), str(path))  # size checked: read it once
     except ModelError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, zipfile.BadZipFile, OSError) as exc:
+            struct.error, zipfile.BadZipFile, OSError, MemoryError, OverflowError, RecursionError) as exc:
         raise ModelError(f"expected a readable PyTorch weights file at {path}, got "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
     logger.info("read %d tensors from %s", len(result), path)
     return result
+
+
+def _checked_file(path: Path) -> Path:
+    """`path`, after checking it is a regular file of at most MAX_FILE_BYTES (a FIFO would block a read)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ModelError(f"expected a PyTorch weights file at {path}, got no such file") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelError(f"expected a PyTorch weights file at {path}, got something that is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ModelError(f"expected a PyTorch weights file of at most {MAX_FILE_BYTES:,} bytes at {path}, "
+                         f"got {info.st_size:,} bytes")
+    return path
 
 
 def _load_legacy(handle: BinaryIO, source: str) -> dict[str, np.ndarray]:
@@ -186,10 +244,11 @@ def _load_zip(path: Path) -> dict[str, np.ndarray]:
         obj = _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), source, _ALLOWED_GLOBALS).load()
         storages: dict[str, np.ndarray] = {}
         for key, ref in _storage_refs(obj, source).items():
-            raw = archive.read(f"{prefix}data/{key}")
-            if len(raw) != ref.numel * ref.dtype.itemsize:
+            entry = archive.getinfo(f"{prefix}data/{key}")
+            if entry.file_size != ref.numel * ref.dtype.itemsize:  # checked before anything is unpacked
                 raise ModelError(f"expected {ref.numel * ref.dtype.itemsize} bytes for storage {key!r} "
-                                 f"in {source}, got {len(raw)}")
+                                 f"in {source}, got {entry.file_size}")
+            raw = archive.read(entry)
             storages[key] = np.frombuffer(raw, dtype=ref.dtype)
     return _materialize(obj, storages, source)
 
@@ -206,7 +265,7 @@ def _storage_refs(obj: Any, source: str) -> dict[str, _StorageRef]:
     return refs
 
 
-def _materialize(obj: dict, storages: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def _materialize(obj: dict[str, Any], storages: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     result: dict[str, np.ndarray] = {}
     for name, ref in obj.items():
         storage = storages.get(ref.storage.key)
@@ -217,6 +276,9 @@ def _materialize(obj: dict, storages: dict[str, np.ndarray], source: str) -> dic
         if ref.offset < 0 or last >= storage.size:
             raise ModelError(f"expected tensor {name!r} inside its storage in {source}, got an out-of-range "
                              f"view (size {ref.size}, stride {ref.stride}, offset {ref.offset})")
+        if math.prod(ref.size) > storage.size:  # e.g. a huge shape over a stride of 0: more than the data
+            raise ModelError(f"expected tensor {name!r} to have at most the {storage.size:,} elements of its storage "
+                             f"in {source}, got shape {ref.size} ({math.prod(ref.size):,} elements)")
         view = np.lib.stride_tricks.as_strided(
             storage[ref.offset:], shape=ref.size, strides=[s * storage.itemsize for s in ref.stride])
         result[str(name)] = np.array(view, copy=True)

@@ -11,7 +11,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import keras
 import numpy as np
@@ -20,7 +19,7 @@ import tensorflow as tf
 from transferlab.core.config import FolderConfig
 from transferlab.core.data.folders import Item, make_dataset
 from transferlab.core.errors import ModelError
-from transferlab.core.models.backbones import resolve_backbone
+from transferlab.core.models.backbones import Backbone, resolve_backbone
 from transferlab.core.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -32,8 +31,10 @@ SPILL_BYTES = 256 * 2**20  # cached outputs larger than this live in a memory-ma
 HEAD_NAME = "head"
 
 
-def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
+def backbone_parts(backbone: Backbone, config: FolderConfig) -> tuple[keras.Model | None, keras.Model | None]:
     """(frozen bottom, trainable top) of the backbone for the config's mode; either may be None."""
+    bottom: keras.Model | None
+    top: keras.Model | None
     if config.mode == "frozen":
         bottom, top = backbone.build_extractor(), None
     else:
@@ -43,11 +44,10 @@ def backbone_parts(backbone: Any, config: FolderConfig) -> tuple[keras.Model | N
     return bottom, top
 
 
-def preview_model(config: FolderConfig, n_classes: int) -> keras.Model:
+def preview_model(config: FolderConfig, n_classes: int, backbone: Backbone | None = None) -> keras.Model:
     """The whole model a folder run trains (backbone parts + head, trainability as in the run), built without
-    data: what the model summary shows before training."""
-
-    backbone = resolve_backbone(config.backbone)
+    data: what the model summary shows before training. `backbone`: config.backbone, already resolved."""
+    backbone = backbone or resolve_backbone(config.backbone)
     parts = [part for part in backbone_parts(backbone, config) if part is not None]
     head = build_head(backbone.info.feature_dim, n_classes, config.dropout)
     return compose(backbone.info.input_size, parts, head)
@@ -90,7 +90,9 @@ def inference_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     """`model` in inference mode as one traced function: traced once for any batch size (tracing a backbone
     costs seconds on a CPU, so the smaller last batch must not trigger a second trace)."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    forward: Callable[[tf.Tensor], tf.Tensor] = tf.function(lambda x: model(x, training=False),
+                                                            input_signature=[spec])
+    return forward
 
 
 def run_once(forward: Callable[[tf.Tensor], tf.Tensor], root: str, items: Sequence[Item],

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import keras
 
 from transferlab.core.data.folders import DataSplit
-from transferlab.core.errors import ConfigError, DataError
+from transferlab.core.errors import ConfigError, DataError, TransferlabError
 from transferlab.core.models.transfer import find_head
 from transferlab.core.runs.store import RunStore
 
@@ -19,14 +19,16 @@ def copy_head_from_run(store: RunStore, run_id: str, head: keras.Model, class_na
                        backbone: str) -> None:
     """Start `head` from the trained head of another run, which must have the same classes and backbone."""
     run_id = store.resolve(run_id)
-    info = store.read_json(run_id, "model_info.json", default={}) or {}
-    theirs = list(info.get("class_names") or [])
-    if theirs != list(class_names):
+    try:
+        info = store.model_info(run_id)
+    except TransferlabError as exc:
+        raise ConfigError(f"init_from_run: {exc}") from exc
+    if list(info.class_names) != list(class_names):
         raise ConfigError(f"init_from_run: expected a run with the classes {', '.join(class_names)}, "
-                          f"got run {run_id} with {', '.join(theirs) or 'none'}")
-    if info.get("backbone") != backbone:
+                          f"got run {run_id} with {', '.join(info.class_names) or 'none'}")
+    if info.backbone != backbone:
         raise ConfigError(f"init_from_run: expected a run with the backbone {backbone}, got run {run_id} with "
-                          f"{info.get('backbone')}")
+                          f"{info.backbone}")
     source = find_head(store.load_model(run_id))
     try:
         head.set_weights(source.get_weights())

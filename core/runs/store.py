@@ -8,6 +8,8 @@ Layout of one run folder (every file written atomically and fsynced, see transfe
     summary.json    data summary and model summary, written when training starts
     metrics.json    evaluation results (test or validation set)
     model.keras     the trained model (loaded with Keras safe_mode)
+    hub_modules/    a copy of the TF Hub backbone the model was trained with, named by its sha256: the only
+                    SavedModel its model file can load (transferlab.core.models.hub_layer)
     split.json      folder runs: the exact train/validation/test split
     label.json      optional: the user's own name and notes for the run ({"name": ..., "notes": ...}); a bad
                     one is ignored (the run is still listed), never a reason to call the run damaged
@@ -23,6 +25,7 @@ a link. Deleting moves a run into `<store>/.trash/` (hidden from the list; `rest
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -39,7 +42,9 @@ from typing import Any
 from transferlab.core import processes
 from transferlab.core.atomic import atomic_target, fsync_dir, remove_stale_temps, temp_sibling, write_json_atomic
 from transferlab.core.config import RunConfig, config_from_dict, config_to_dict
-from transferlab.core.errors import ConfigError, RunStoreError, first_line
+from transferlab.core.errors import ConfigError, RunStoreError, TransferlabError, first_line
+from transferlab.core.kinds import KINDS, kind_of, stored_title
+from transferlab.core.records import EvaluationReport, HistoryRow, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -92,15 +97,18 @@ class RunInfo:
         return self.status == "damaged"
 
     @property
+    def report(self) -> EvaluationReport | None:
+        """The stored evaluation (metrics.json), typed; None when the run has none."""
+        return EvaluationReport.from_json(self.metrics) if self.metrics else None
+
+    @property
     def has_model(self) -> bool:
         return not self.damaged and (self.path / "model.keras").is_file()
 
     def title(self) -> str:
-        """A short human label, e.g. 'mnist fast' or 'folder frozen (flowers)'."""
-        if self.kind == "mnist":
-            label = f"mnist {self.config.get('model', '?')}"
-        elif self.kind == "folder":
-            label = f"{Path(str(self.config.get('data_dir', '?'))).name} {self.config.get('mode', '?')}"
+        """A short human label, e.g. 'mnist fast' or 'flowers frozen' (after the run's name, when it has one)."""
+        if self.kind in KINDS:
+            label = stored_title(self.kind, self.config)
         else:
             label = "damaged run" if self.damaged else str(self.kind)
         name = self.label or self.name
@@ -175,7 +183,7 @@ class RunStore:
         current.update(status=status, reason=reason, updated=time.time())
         write_json_atomic(path / "status.json", current)
 
-    def write_history(self, run_id: str, history: list[dict[str, Any]]) -> None:
+    def write_history(self, run_id: str, history: builtins.list[HistoryRow]) -> None:
         write_json_atomic(self.locate(run_id) / "history.json", history)
 
     def write_json(self, run_id: str, filename: str, obj: Any) -> None:
@@ -188,16 +196,31 @@ class RunStore:
             raise ConfigError(f"run name: expected one line, got {_shown(name)}")
         write_json_atomic(self.locate(run_id) / "label.json", {"name": name.strip(), "notes": notes.strip()})
 
+    def write_model_info(self, run_id: str, info: ModelInfo) -> None:
+        self.write_json(run_id, "model_info.json", info.to_json())
+
+    def model_info(self, run_id: str) -> ModelInfo:
+        """How to feed the run's model (model_info.json, also as older versions wrote it)."""
+        data = self.read_json(run_id, "model_info.json")
+        if not isinstance(data, dict):
+            raise RunStoreError(f"expected model_info.json in run {run_id}, got "
+                                f"{'none' if data is None else type(data).__name__}")
+        return ModelInfo.from_json(data, where=f"model_info.json of run {run_id}")
+
     def save_model(self, run_id: str, model: Any, filename: str = "model.keras") -> Path:
-        """Save atomically and durably: a temp file, fsynced, renamed over the target, the folder fsynced."""
+        """Save atomically and durably (a temp file, fsynced, renamed over the target, the folder fsynced), after
+        pinning a copy of any TF Hub backbone the model uses in the run folder."""
+        from transferlab.core.models.hub_layer import PINNED_FOLDER, pin_hub_modules
+
         target = self.locate(run_id) / _plain_name(filename)
+        pin_hub_modules(model, target.parent / PINNED_FOLDER)
         with atomic_target(target) as tmp:
             model.save(tmp)
         return target
 
     # ---- reading ----
 
-    def list(self) -> list[RunInfo]:
+    def list(self) -> builtins.list[RunInfo]:
         """All runs, newest first; damaged ones too (status "damaged", the reason in `reason`)."""
         self._clean_once()
         runs = []
@@ -254,9 +277,9 @@ class RunStore:
             raise RunStoreError(f"expected a run id from '{listing}', got {name!r} (no such run in {where})")
         raise RunStoreError(f"expected a unique run id, got {name!r}, which matches {len(matches)} runs")
 
-    def history(self, run_id: str) -> list[dict[str, Any]]:
+    def history(self, run_id: str) -> builtins.list[HistoryRow]:
         path = self.locate(run_id)
-        history = self._typed(path, "history.json", default=[])
+        history: builtins.list[HistoryRow] = self._typed(path, "history.json", default=[])
         problems = _history_problems(history)
         if problems:
             raise RunStoreError(f"run {path.name} is damaged: {problems[0]}")
@@ -285,17 +308,33 @@ class RunStore:
         return path
 
     def load_model(self, run_id: str) -> Any:
-        """The run's model, loaded with safe_mode (a model file cannot run code)."""
+        """The run's model, loaded with safe_mode (a model file cannot run code); a TF Hub backbone only ever
+        from the run's own pinned copy (a model file cannot choose which SavedModel runs)."""
         import keras
 
         import transferlab.core.models.custom_objects  # noqa: F401  registers the custom layers stored models may contain
+        from transferlab.core.models.building import building_models
 
         path = self.model_path(run_id)
         try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            with building_models(), self.pinned_backbones(run_id):
+                return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:
+            refusal = _transferlab_cause(exc)  # Keras wraps a layer's errors in TypeErrors; ours says it better
+            if refusal is not None:
+                raise type(refusal)(str(refusal)) from exc
             raise RunStoreError(f"expected a loadable Keras model at {path}, got "
                                 f"{type(exc).__name__}: {first_line(exc)}") from exc
+
+    def pinned_backbones(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """While active, a TF Hub layer in a model file being loaded can load only this run's pinned copy of the
+        backbone named in its model_info.json (transferlab.core.models.hub_layer.pinned_hub_modules)."""
+        from transferlab.core.models.hub_layer import PINNED_FOLDER, pinned_hub_modules
+
+        path = self.locate(run_id)
+        info = self.read_json(path.name, "model_info.json", default={})
+        backbone = info.get("backbone") if isinstance(info, dict) else None
+        return pinned_hub_modules(path / PINNED_FOLDER, [backbone] if isinstance(backbone, str) else [])
 
     # ---- deleting (the trash) ----
 
@@ -369,7 +408,7 @@ class RunStore:
 
     # ---- compare ----
 
-    def compare(self, run_ids: list[str]) -> dict[str, Any]:
+    def compare(self, run_ids: builtins.list[str]) -> dict[str, Any]:
         """Config differences and metrics side by side for two or more runs."""
         if len(run_ids) < 2:
             raise ConfigError(f"expected two or more runs to compare, got {len(run_ids)}")
@@ -383,9 +422,18 @@ class RunStore:
         config_diff = {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1}
         metric_keys = sorted({k for run in runs for k, v in run.metrics.items() if isinstance(v, int | float)})
         metrics = {k: [run.metrics.get(k) for run in runs] for k in metric_keys}
+        histories = [self.history(run.run_id) for run in runs]
+        # An unset learning rate means each kind's default: show the rates the runs really used, side by side.
+        used = [h[0].get("learning_rate") if h else None for h in histories]
+        if len({json.dumps(u) for u in used}) > 1:
+            config_diff["fit.learning_rate (used)"] = used
+        cv = [run.metrics.get("cv") for run in runs]
+        if any(isinstance(c, dict) for c in cv):
+            metrics["cv_accuracy_mean"] = [c.get("accuracy_mean") if isinstance(c, dict) else None for c in cv]
+            metrics["cv_accuracy_std"] = [c.get("accuracy_std") if isinstance(c, dict) else None for c in cv]
         return {"runs": [run.run_id for run in runs], "titles": [run.title() for run in runs],
                 "status": [run.status for run in runs], "config_diff": config_diff, "metrics": metrics,
-                "histories": [self.history(run.run_id) for run in runs]}
+                "histories": histories}
 
     # ---- housekeeping ----
 
@@ -416,7 +464,7 @@ class RunStore:
                                 f"{exc.strerror or exc}") from exc
 
     def _new_run_folder(self, config: RunConfig, now: float) -> Path:
-        tag = config.model if config.kind == "mnist" else config.mode
+        tag = kind_of(config).tag(config)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
         for attempt in range(_CREATE_ATTEMPTS):
             run_id = f"{stamp}-{config.kind}-{tag}-{secrets.token_hex(2)}" + (f"-{attempt + 1}" if attempt else "")
@@ -700,3 +748,15 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _transferlab_cause(exc: BaseException) -> TransferlabError | None:
+    """The TransferlabError an exception was raised from (directly or through wrappers), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TransferlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from transferlab.core.errors import TransferlabError
 from transferlab.core.events import PhaseProgress, Reporter, RunStatus
+from transferlab.core.records import DataSummary, EvaluationReport, HistoryRow, ModelInfo
 from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
 
@@ -54,13 +55,12 @@ class Prepared:
     train: tf.data.Dataset  # batched
     val: tf.data.Dataset | None
     steps_per_epoch: int
-    data_summary: dict[str, Any]
+    data_summary: DataSummary
+    model_info: ModelInfo  # how to feed the stored model
     summary_model: keras.Model | None = None  # the model the user sees, when the fitted one is only a part
     class_weight: dict[int, float] | None = None
     learning_rate: float | None = None  # overrides config.fit.learning_rate (e.g. fine-tuning)
     finalize: Callable[[keras.Model], keras.Model] = field(default=lambda model: model)
-    # How to feed the stored model: {"input": "digits28" | "rgb", "image_size": [h, w], "class_names": [...]}
-    model_info: dict[str, Any] = field(default_factory=dict)
 
 
 class Job(Protocol):
@@ -68,7 +68,7 @@ class Job(Protocol):
 
     def prepare(self, ctx: JobContext) -> Prepared: ...
 
-    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]: ...
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> EvaluationReport: ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ class RunResult:
     run_dir: Path
     status: RunStatus
     reason: str
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
+    report: EvaluationReport | None  # None when the run ended before a model was trained
+    history: list[HistoryRow]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The report as stored in metrics.json ({} without one)."""
+        return self.report.to_json() if self.report is not None else {}
 

@@ -4,12 +4,17 @@
 
 `config` is a frozen MnistConfig or FolderConfig, `reporter` receives plain-Python events
 (transferlab.core.events), `stop` is a thread-safe StopFlag checked after every batch. Every run is stored by a
-RunStore. Failures never escape as exceptions: they end the run with status "failed" and a one-line reason.
+RunStore.
+
+Bad input is refused before a run exists: `transferlab.core.training.preflight.check_run` raises a one-line
+ConfigError, DataError, ModelError or RunStoreError and nothing is added to the store. Once the run exists,
+failures never escape as exceptions: they end the run with status "failed" and a one-line reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import shutil
@@ -21,7 +26,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from transferlab.core.config import RunConfig, config_to_dict, default_learning_rate
+from transferlab.core.config import RunConfig, default_learning_rate
 from transferlab.core.errors import TransferlabError, first_line
 from transferlab.core.events import (
     BatchProgress,
@@ -33,13 +38,18 @@ from transferlab.core.events import (
     RunStatus,
     null_reporter,
 )
+from transferlab.core.models.building import building_models
+from transferlab.core.models.losses import SmoothedSparseCrossentropy
 from transferlab.core.models.schedules import OneCycle
 from transferlab.core.models.summary import summarize_model, summary_to_dict
+from transferlab.core.records import EvaluationReport, HistoryRow
 from transferlab.core.runs.store import RunStore
 from transferlab.core.stopping import StopFlag
 from transferlab.core.training.distribute import default_strategy, is_chief
 from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
 from transferlab.core.training.kinds import make_job
+from transferlab.core.training.preflight import Checked, check_run
+from transferlab.core.training.trust_fit import fit_trust
 
 logger = logging.getLogger(__name__)
 
@@ -47,37 +57,62 @@ logger = logging.getLogger(__name__)
 BATCH_EVENT_INTERVAL = 0.05  # seconds: at most 20 batch events a second
 
 
+def preflight(config: RunConfig, store: RunStore, reporter: Reporter | None = None,
+              stop: StopFlag | None = None) -> Checked:
+    """core.preflight.check_run with its scan progress sent to `reporter` as PhaseProgress events; raises
+    StopRequested when `stop` is set while scanning."""
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if stop is not None and stop.requested:
+            raise StopRequested(stop.reason)
+        if reporter is not None:
+            reporter(PhaseProgress(phase, done, total))
+
+    return check_run(config, store, progress)
+
+
 def run_training(config: RunConfig, reporter: Reporter | None = None, stop: StopFlag | None = None, *,
                  store: RunStore | None = None, strategy: tf.distribute.Strategy | None = None,
-                 job: Job | None = None) -> RunResult:
-    """Train, evaluate and store one run. Returns how it ended; never raises for a failed run."""
+                 job: Job | None = None, checked: Checked | None = None) -> RunResult:
+    """Check, train, evaluate and store one run. Returns how it ended; never raises for a failed run. Bad input
+    raises before the run exists (see the module docstring); `checked` skips checks the caller already made."""
     reporter = reporter or null_reporter
     stop = stop or StopFlag()
+    store = store or RunStore()
+    if checked is None:
+        try:
+            checked = preflight(config, store, reporter, stop)
+        except StopRequested as exc:  # stopped while scanning: no run was made
+            reason = str(exc) or "stopped by user"
+            reporter(RunFinished("", "stopped", reason, None))
+            return RunResult("", store.root, "stopped", reason, None, [])
     strategy = strategy or default_strategy()
     if not is_chief(strategy):  # every worker trains; only the chief stores the run
         with _worker_store() as scratch:
-            return _run(config, reporter, stop, scratch, strategy, job)
-    return _run(config, reporter, stop, store or RunStore(), strategy, job)
+            return _run(config, reporter, stop, scratch, strategy, job, checked)
+    return _run(config, reporter, stop, store, strategy, job, checked)
 
 
 def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore, strategy: tf.distribute.Strategy,
-         job: Job | None) -> RunResult:
+         job: Job | None, checked: Checked) -> RunResult:
     run = store.create(config)
     ctx = JobContext(run.run_id, store, reporter, stop)
     recorder = _HistoryRecorder(store, run.run_id)
     status: RunStatus = "finished"
     reason = ""
-    metrics: dict[str, Any] = {}
+    report: EvaluationReport | None = None
     try:
         keras.utils.set_random_seed(config.fit.seed)
-        job = job or make_job(config)
+        job = job or make_job(config, checked)
         with strategy.scope():
-            prepared = job.prepare(ctx)
-            _compile(prepared, config)
+            prepared = job.prepare(ctx)  # jobs build their models inside building_models()
+            with building_models():
+                _compile(prepared, config)
         summary = summarize_model(prepared.summary_model or prepared.model)
-        store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary, "model": summary_to_dict(summary)})
-        store.write_json(run.run_id, "model_info.json", prepared.model_info)
-        reporter(RunStarted(run.run_id, config_to_dict(config), prepared.data_summary, summary))
+        store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary.to_json(),
+                                                      "model": summary_to_dict(summary)})
+        store.write_model_info(run.run_id, prepared.model_info)
+        reporter(RunStarted(run.run_id, config, prepared.data_summary, summary))
         try:
             status, reason = _fit(prepared, config, ctx, recorder)
         except StopRequested as exc:  # keep what the finished epochs learned
@@ -88,11 +123,13 @@ def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore,
                 reason += "; not evaluated (the app was closing)"
             else:
                 ctx.reporter(PhaseProgress("evaluating", 0, 1))
-                metrics = job.evaluate(final_model, ctx)
-                metrics["epochs_trained"] = len(recorder.history)
+                report = job.evaluate(final_model, ctx)
+                extras = fit_trust(job, final_model, ctx)  # calibration and the unknown check
+                report = dataclasses.replace(report, epochs_trained=len(recorder.history),
+                                             extras={**report.extras, **extras})
             store.save_model(run.run_id, final_model)
-            if metrics:
-                store.write_json(run.run_id, "metrics.json", metrics)
+            if report is not None:
+                store.write_json(run.run_id, "metrics.json", report.to_json())
     except StopRequested as exc:
         status, reason = "stopped", str(exc) or "stopped by user"
     except TransferlabError as exc:
@@ -105,8 +142,8 @@ def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore,
     except TransferlabError as exc:  # the store itself failed (disk full): report, keep what is stored
         status, reason = "failed", str(exc)
     logger.info("run %s %s %s", run.run_id, status, reason)
-    reporter(RunFinished(run.run_id, status, reason, metrics))
-    return RunResult(run.run_id, run.path, status, reason, metrics, list(recorder.history))
+    reporter(RunFinished(run.run_id, status, reason, report))
+    return RunResult(run.run_id, run.path, status, reason, report, list(recorder.history))
 
 
 @contextlib.contextmanager
@@ -125,8 +162,9 @@ def _compile(prepared: Prepared, config: RunConfig) -> None:
     learning_rate: float | OneCycle = peak
     if fit.lr_schedule == "onecycle":
         learning_rate = OneCycle(peak, total_steps=fit.epochs * prepared.steps_per_epoch)
-    prepared.model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                           loss=keras.losses.SparseCategoricalCrossentropy(),
+    loss: keras.losses.Loss = (SmoothedSparseCrossentropy(fit.label_smoothing) if fit.label_smoothing
+                               else keras.losses.SparseCategoricalCrossentropy())
+    prepared.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
                            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
@@ -159,9 +197,9 @@ class _HistoryRecorder:
 
     def __init__(self, store: RunStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
-        self.history: list[dict[str, Any]] = []
+        self.history: list[HistoryRow] = []
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: HistoryRow) -> None:
         self.history.append(row)
         self.store.write_history(self.run_id, self.history)
 
@@ -176,28 +214,29 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.last_report = 0.0
         self.epoch = 0
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.started = time.monotonic()
         self.ctx.check_stop()
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.ctx.stop.requested:  # end fit now, without the validation pass Keras runs after a stop
             raise StopRequested(f"{self.ctx.stop.reason} after epoch {self.epoch + 1}, batch {batch + 1}")
         now = time.monotonic()
         if now - self.last_report < BATCH_EVENT_INTERVAL and batch + 1 < self.steps:
             return
         self.last_report = now
-        loss = float(logs["loss"])
+        logs = logs or {}
+        loss = float(logs.get("loss", float("nan")))
         if not math.isfinite(loss):
             raise LossIsNaN(f"expected a finite training loss, got {loss} at epoch {self.epoch + 1} batch "
                             f"{batch + 1}; try a lower learning rate")
         self.ctx.reporter(BatchProgress(self.epoch + 1, self.epochs, batch + 1, self.steps, loss,
                                         float(logs.get("accuracy", float("nan"))), now - self.started))
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = {key: float(value) for key, value in (logs or {}).items()}
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if not math.isfinite(metrics.get("loss", 0.0)):
@@ -215,7 +254,7 @@ class _ThresholdStop(keras.callbacks.Callback):
         super().__init__()
         self.metric, self.threshold, self.reason = metric, threshold, ""
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = (logs or {}).get(self.metric)
         if value is not None and float(value) >= self.threshold:
             self.reason = f"{self.metric} reached {float(value):.4f} >= {self.threshold} at epoch {epoch + 1}"

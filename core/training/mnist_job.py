@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from transferlab.core.analysis.evaluation import classification_report
+from transferlab.core.analysis.ood import BANK_SIZE
 from transferlab.core.config import MnistConfig
+from transferlab.core.data.digit_augment import random_affine
 from transferlab.core.data.mnist import CLASS_NAMES, Mnist, describe, load_mnist, per_class_counts
-from transferlab.core.models.mnist import augmentation_layers, build_mnist_model
+from transferlab.core.models.building import building_models
+from transferlab.core.models.mnist import build_mnist_model
+from transferlab.core.records import DataSummary, EvaluationReport, ModelInfo
 from transferlab.core.training.jobs import JobContext, Prepared
+from transferlab.core.training.trust_fit import TrustSamples
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +35,7 @@ def make_train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, 
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        augmenter = augmentation_layers(seed)
-        dataset = dataset.map(lambda x, y: (augment_batch(augmenter, x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (random_affine(x, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -42,16 +44,10 @@ def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -
     return dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_batch(augmenter: Callable[..., tf.Tensor], images: tf.Tensor) -> tf.Tensor:
-    """Augment a batch of raw [B, 28, 28] digits; returns the same shape and value range."""
-    return augmenter(images[..., None], training=True)[..., 0]
-
-
 def augmentation_preview(image: np.ndarray, count: int = 8, seed: int | None = None) -> np.ndarray:
     """One digit before (index 0) and after `count` random augmentations: uint8 (count + 1, 28, 28)."""
-    augmenter = augmentation_layers(seed)
     batch = np.repeat(np.asarray(image, dtype=np.float32)[None], count, axis=0)
-    augmented = keras.ops.convert_to_numpy(augment_batch(augmenter, tf.constant(batch)))
+    augmented = random_affine(tf.constant(batch), seed).numpy()
     return np.concatenate([np.asarray(image, dtype=np.uint8)[None],
                            np.clip(augmented, 0, 255).round().astype(np.uint8)])
 
@@ -72,23 +68,50 @@ class MnistJob:
         train_idx, val_idx = split_indices(len(images), fit.validation_split, fit.seed)
         train = make_train_dataset(images[train_idx], labels[train_idx], fit.batch_size, fit.seed, config.augment)
         val = make_eval_dataset(images[val_idx], labels[val_idx], 512) if len(val_idx) else None
-        model = build_mnist_model(config.model)
-        summary = {**describe(mnist), "kind": "mnist", "train_samples": len(train_idx),
-                   "validation_samples": len(val_idx), "test_samples": len(self._test(mnist)[0]),
-                   "train_split_counts": per_class_counts(labels[train_idx]), "augment": config.augment}
+        with building_models():
+            model = build_mnist_model(config.model)
+        details = describe(mnist)
+        summary = DataSummary(kind=config.kind, classes=tuple(details.pop("classes")), train_samples=len(train_idx),
+                              validation_samples=len(val_idx), test_samples=len(_test_set(mnist, config.test_limit)[0]),
+                              train_split_counts=tuple(per_class_counts(labels[train_idx])), augment=config.augment,
+                              eval_set="test", details=details)
         ctx.phase("loading MNIST", 1, 1)
         steps = -(-len(train_idx) // fit.batch_size)
         return Prepared(model=model, train=train, val=val, steps_per_epoch=steps, data_summary=summary,
-                        model_info={"input": "digits28", "image_size": [28, 28], "class_names": list(CLASS_NAMES)})
+                        model_info=ModelInfo(config.kind, (28, 28), tuple(CLASS_NAMES)))
 
-    def evaluate(self, model: keras.Model, ctx: JobContext) -> dict[str, Any]:
-        images, labels = self._test(load_mnist())
-        probabilities = model.predict(make_eval_dataset(images, labels, 1000), verbose=0)
-        report = classification_report(labels, probabilities, CLASS_NAMES)
-        return {"eval_set": "test", "test_loss": report["loss"], "test_accuracy": report["accuracy"], **report}
+    def evaluate(self, model: keras.Model, ctx: JobContext) -> EvaluationReport:
+        return evaluate_on_test_set(model, self.config.test_limit)
+
+    def trust_samples(self, model: keras.Model, ctx: JobContext) -> TrustSamples:
+        """Temperature and thresholds from the validation digits (else the test set, out of fold); the bank
+        from a sample of training digits; ECE measured on the test set."""
+        config, fit = self.config, self.config.fit
+        mnist = load_mnist()
+        images, labels = _limit(mnist.train_images, mnist.train_labels, config.train_limit)
+        train_idx, val_idx = split_indices(len(images), fit.validation_split, fit.seed)
+        bank_idx = np.random.default_rng(fit.seed).permutation(train_idx)[:BANK_SIZE]
+        test = self._test(mnist)
+        train = (images[bank_idx], labels[bank_idx])
+        if len(val_idx):
+            return TrustSamples(model, train, (images[val_idx], labels[val_idx]),
+                                f"validation split ({len(val_idx)} digits)", test, f"test set ({len(test[0])} digits)",
+                                seed=fit.seed)
+        return TrustSamples(model, train, test, f"test set ({len(test[0])} digits; no validation split)",
+                            seed=fit.seed)
 
     def _test(self, mnist: Mnist) -> tuple[np.ndarray, np.ndarray]:
         return _limit(mnist.test_images, mnist.test_labels, self.config.test_limit)
+
+def evaluate_on_test_set(model: keras.Model, test_limit: int | None = None) -> EvaluationReport:
+    """A digit model's report on the MNIST test set (its first `test_limit` digits)."""
+    images, labels = _test_set(load_mnist(), test_limit)
+    probabilities = model.predict(make_eval_dataset(images, labels, 1000), verbose=0)
+    return classification_report(labels, probabilities, CLASS_NAMES, eval_set="test")
+
+
+def _test_set(mnist: Mnist, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    return _limit(mnist.test_images, mnist.test_labels, limit)
 
 
 def _limit(images: np.ndarray, labels: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,9 @@ Good data
   direction, plus per-image jitter and noise). Returns ``root``.
 - ``class_image(class_index, size, rng)`` — the uint8 (H, W, 3) pixels of one such image.
 - ``class_color(class_index)`` — the base colour of a class.
+- ``textured_image(class_index, size, rng)`` — the class colour modulated by a random smooth texture: every
+  image looks different to a perceptual hash (near-duplicate tests), the class stays easy to learn;
+  ``make_textured_folder(root, classes, size, seed)`` writes a class folder of them (JPEG q92).
 - ``write_image(path, pixels_or_image, **save_kwargs)`` — save anything (format from the suffix).
 - ``write_mode_sample(path, mode)`` — an image stored in a given PIL mode ("1", "L", "LA", "P", "P-gif" (a
   palette GIF), "RGB", "RGBA", "CMYK", "I;16"); returns the uint8 (H, W, 3) RGB that core.images should read
@@ -98,6 +101,28 @@ def make_class_folder(
             sub = folder / "sub" if nested and i % nested == nested - 1 else folder
             kwargs: dict[str, object] = {"quality": 92} if fmt.lower() in ("jpg", "jpeg", "webp") else {}
             write_image(sub / f"{name}_{i:04d}.{fmt}", class_image(class_index, size, rng), **kwargs)
+    return root
+
+
+def textured_image(class_index: int, size: Size = (48, 48), rng: np.random.Generator | None = None) -> np.ndarray:
+    """uint8 (H, W, 3): the class colour times a random smooth (bicubic 8×8) texture, plus a little noise."""
+    rng = rng if rng is not None else np.random.default_rng(class_index)
+    height, width = size
+    low = Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8))
+    texture = np.asarray(low.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
+    pixels = np.array(class_color(class_index), np.float32) * (0.55 + 0.45 * texture)
+    pixels += rng.normal(0, 4, size=(height, width, 3))
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def make_textured_folder(root: str | os.PathLike[str], classes: Mapping[str, int], size: Size = (48, 48),
+                         seed: int = 0) -> Path:
+    """root/<class>/<class>_0000.jpg...; class k (sorted names) uses textured_image(k). Returns root."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for class_index, name in enumerate(sorted(classes)):
+        for i in range(classes[name]):
+            write_image(root / name / f"{name}_{i:04d}.jpg", textured_image(class_index, size, rng), quality=92)
     return root
 
 

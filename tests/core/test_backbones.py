@@ -57,6 +57,7 @@ def test_the_extractor_is_frozen_and_scales_raw_pixels(backbone_lite0_extractor:
     assert float(rescaling(np.array([127.0, 255.0], np.float32))[1]) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_split_composes_to_the_extractor(backbone_lite0_extractor: keras.Model) -> None:
     backbone = resolve_backbone("efficientnet-lite0")
     images = _pixels(2)
@@ -77,6 +78,7 @@ def test_split_composes_to_the_extractor(backbone_lite0_extractor: keras.Model) 
         backbone.split(-1)
 
 
+@pytest.mark.slow
 def test_fine_tuning_the_top_changes_only_the_unfrozen_weights() -> None:
     bottom, top = resolve_backbone("efficientnet-lite0").split(2)
     inputs = keras.Input((224, 224, 3))
@@ -120,6 +122,7 @@ def test_hub_backbone_with_a_tiny_model(tmp_path: Path) -> None:
     np.testing.assert_allclose(extractor.predict(pixels, verbose=0), module(pixels / 255.0).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_exported_hub_model_matches_the_native_extractor(tmp_path: Path, backbone_lite0_extractor: keras.Model
                                                          ) -> None:
     path = export_hub_savedmodel(tmp_path / "lite0-hub")

@@ -33,6 +33,7 @@ def trained_run(home, capsys) -> str:
     return result["run_id"]
 
 
+@pytest.mark.slow
 def test_train_predict_evaluate_and_runs_commands(trained_run, tmp_path, capsys):
     digit = load_mnist().test_images[1]  # a "2"
     Image.fromarray((255 - digit).astype(np.uint8)).resize((140, 140)).save(tmp_path / "my two.png")
@@ -54,6 +55,18 @@ def test_train_predict_evaluate_and_runs_commands(trained_run, tmp_path, capsys)
     assert len(_last_json(capsys)["history"]) == 2
 
 
+@pytest.mark.slow
+def test_train_mnist_accurate_preset_augments_unless_asked_otherwise(home, capsys):
+    assert main(["train", "mnist", "--model", "accurate", "--epochs", "1", "--train-limit", "300",
+                 "--test-limit", "100", "--json"]) == 0
+    assert _last_json(capsys)["status"] == "finished"
+    assert main(["runs", "show", "latest", "--json"]) == 0
+    config = _last_json(capsys)["config"]
+    assert config["model"] == "accurate" and config["augment"] is True
+    assert config["fit"]["lr_schedule"] == "onecycle"
+
+
+@pytest.mark.slow
 def test_runs_compare_and_delete(home, capsys):
     for model in ("ann", "cnn"):
         assert main(["train", "mnist", "--model", model, "--epochs", "1", "--train-limit", "300", "--test-limit",

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import transferlab.core
 
 QT_PACKAGES = ("PySide6", "PyQt5", "PyQt6", "qtpy", "shiboken6")
@@ -21,6 +23,7 @@ def test_no_core_source_imports_qt():
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_importing_every_core_module_loads_no_qt():
     modules = sorted(m.name for m in pkgutil.walk_packages([str(CORE_DIR)], prefix="transferlab.core."))
     assert "transferlab.core.training.loop" in modules and "transferlab.core.cli" in modules

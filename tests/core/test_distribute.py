@@ -7,7 +7,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 
+
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     # Logical devices must be configured before TensorFlow starts, hence a fresh interpreter.
     script = textwrap.dedent(f"""

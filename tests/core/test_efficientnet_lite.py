@@ -30,6 +30,7 @@ def backbone_classifier(tmp_path_factory: pytest.TempPathFactory) -> object:
         return lite.build_lite0(include_top=True)
 
 
+@pytest.mark.slow
 def test_the_classifier_recognises_the_cat_and_the_espresso(backbone_classifier: object) -> None:
     images = np.stack([load_photo("chelsea.png"), load_photo("coffee.png")])
     probabilities = backbone_classifier.predict(images, verbose=0)
@@ -40,6 +41,7 @@ def test_the_classifier_recognises_the_cat_and_the_espresso(backbone_classifier:
     assert probabilities[1, 967] == pytest.approx(0.899, abs=0.02)
 
 
+@pytest.mark.slow
 def test_architecture_and_names(backbone_classifier: object) -> None:
     assert backbone_classifier.count_params() == 4_694_024
     names = {layer.name for layer in backbone_classifier.layers}
@@ -99,6 +101,7 @@ def test_a_broken_cache_is_ignored_and_rewritten(tmp_path: Path, monkeypatch: py
         assert "top_conv/0" in data.files
 
 
+@pytest.mark.slow
 def test_a_cache_with_wrong_shapes_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lite.CACHE_ENV, str(tmp_path))
     weights = lite.load_lite0_weights()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def _split(store: RunStore, run: RunResult) -> DataSplit:
     return DataSplit.from_dict(store.read_json(run.run_id, "split.json"))
 
 
+@pytest.mark.slow
 def test_classifier_classifies_files_and_reports_bad_ones(folder_run: RunResult, store: RunStore,
                                                           tmp_path: Path) -> None:
     split = _split(store, folder_run)
@@ -80,6 +82,7 @@ def test_classifier_classifies_files_and_reports_bad_ones(folder_run: RunResult,
                                                                                     strict=True))
 
 
+@pytest.mark.slow
 def test_classify_arrays_matches_files_and_resizes(folder_run: RunResult, store: RunStore) -> None:
     split = _split(store, folder_run)
     path = Path(split.root) / split.val[0][0]
@@ -94,6 +97,7 @@ def test_classify_arrays_matches_files_and_resizes(folder_run: RunResult, store:
     assert "expected an image array" in from_arrays[2].error
 
 
+@pytest.mark.slow
 def test_classifier_prepares_digits_like_mnist(mnist_run: RunResult, store: RunStore, tmp_path: Path) -> None:
     mnist = load_mnist()
     digit = mnist.test_images[0]
@@ -113,6 +117,7 @@ def test_classifier_prepares_digits_like_mnist(mnist_run: RunResult, store: RunS
         Classifier("no-such-run", store=store)
 
 
+@pytest.mark.slow
 def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore) -> None:
     run_dir = store.get(folder_run.run_id).path
     paths = {fmt: export_run(folder_run.run_id, fmt, store=store) for fmt in ("keras", "savedmodel", "tflite")}
@@ -130,17 +135,34 @@ def test_exports_agree_with_the_app_model(folder_run: RunResult, store: RunStore
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
     split = _split(store, folder_run)
     pixels = load_rgb(Path(split.root) / split.val[0][0], (32, 32))[None]
-    expected = Classifier(folder_run.run_id, store=store).probabilities(pixels)
-    assert np.allclose(serve(images=tf.constant(pixels))["probabilities"].numpy(), expected, atol=1e-5)
+    classifier = Classifier(folder_run.run_id, store=store)
+    served = serve(images=tf.constant(pixels))
+    raw = classifier.model.predict(pixels.astype(np.float32), verbose=0)
+    assert np.allclose(served["probabilities"].numpy(), raw, atol=1e-5)
+    # ... and carries the run's calibration and unknown check (issue 10)
+    assert np.allclose(served["calibrated_probabilities"].numpy(), classifier.probabilities(pixels), atol=1e-5)
+    prediction = classifier.classify_arrays(pixels)[0]
+    assert served["label"].numpy()[0].decode() == prediction.label
+    assert bool(served["unknown"].numpy()[0]) == prediction.unknown
+    assert float(served["distance"].numpy()[0]) == pytest.approx(prediction.distance, abs=1e-4)
+    class_names = classifier.class_names
+    assert (paths["savedmodel"] / "assets.extra" / "labels.txt").read_text().split() == class_names
+    # model.keras and model.tflite share their sidecars: model.labels.txt, model.transferlab.json
+    assert (run_dir / "exports" / "model.labels.txt").read_text().split() == class_names
+    metadata = json.loads((run_dir / "exports" / "model.transferlab.json").read_text())
+    assert metadata["temperature"] == pytest.approx(classifier.trust.temperature)
+    assert metadata["unknown"]["confidence"] == pytest.approx(classifier.trust.thresholds.confidence)
 
-    # Exporting again replaces the file and its record; a custom target works too.
-    export_run(folder_run.run_id, "keras", store=store)
-    assert [r["format"] for r in store.read_json(folder_run.run_id, "exports.json")] == ["savedmodel", "tflite",
-                                                                                       "keras"]
+    # Exporting again never replaces the first export: a new name beside it, with its own record.
+    again = export_run(folder_run.run_id, "keras", store=store)
+    assert again == run_dir / "exports" / "model-2.keras" and paths["keras"].is_file()
+    assert [r["format"] for r in store.read_json(folder_run.run_id, "exports.json")] == ["keras", "savedmodel",
+                                                                                       "tflite", "keras"]
     with pytest.raises(ConfigError, match=r"expected one of keras, savedmodel, tflite, tflite-fp16, tflite-int8, got"):
         export_run(folder_run.run_id, "onnx", store=store)
 
 
+@pytest.mark.slow
 def test_mnist_export_takes_raw_digits(mnist_run: RunResult, store: RunStore, tmp_path: Path) -> None:
     path = export_run(mnist_run.run_id, "tflite", store=store, out=tmp_path / "digits.tflite")
     assert path == tmp_path / "digits.tflite" and path.is_file()

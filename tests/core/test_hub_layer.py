@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -10,7 +11,15 @@ import pytest
 import tensorflow as tf
 
 from transferlab.core.errors import ModelError
-from transferlab.core.models.hub_layer import HubFeatureLayer, block_keys, variable_blocks, write_tiny_hub_model
+from transferlab.core.models.hub_layer import (
+    HubFeatureLayer,
+    block_keys,
+    module_digest,
+    pin_hub_modules,
+    pinned_hub_modules,
+    variable_blocks,
+    write_tiny_hub_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +98,53 @@ def test_unfreeze_top_blocks_only(hub_tiny_model: Path) -> None:
     assert len(layer.trainable_weights) == 5
 
 
-def test_keras_save_and_load_round_trips(hub_tiny_model: Path, tmp_path: Path) -> None:
+def test_keras_save_and_load_round_trips_through_the_pinned_copy(hub_tiny_model: Path, tmp_path: Path) -> None:
     model = _classifier(hub_tiny_model, trainable=True)
     model.fit(*_data(), batch_size=8, epochs=1, verbose=0)  # fine-tuned weights must come back, not the file's
     images = _data(4)[0]
     expected = model.predict(images, verbose=0)
+    digest = model.get_layer("hub").module_sha256
+    assert digest == module_digest(hub_tiny_model)
+    (pinned,) = pin_hub_modules(model, tmp_path / "hub_modules")
+    assert pinned == tmp_path / "hub_modules" / digest and module_digest(pinned) == digest
     model.save(tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras")
+    with pinned_hub_modules(tmp_path / "hub_modules"):
+        loaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, rtol=1e-6, atol=1e-6)
-    assert loaded.get_layer("hub").handle == str(hub_tiny_model)
+    layer = loaded.get_layer("hub")
+    assert layer.handle == str(hub_tiny_model)  # the name it was trained with; the files are the pinned copy's
+    assert layer.module_dir == pinned and layer.module_sha256 == digest
+
+
+def test_a_model_file_loads_no_module_outside_a_run_or_without_its_pinned_copy(hub_tiny_model: Path,
+                                                                                tmp_path: Path) -> None:
+    model = _classifier(hub_tiny_model, trainable=False)
+    model.save(tmp_path / "model.keras")
+    with pytest.raises(Exception, match="outside a run"):
+        keras.models.load_model(tmp_path / "model.keras")
+    with pinned_hub_modules(tmp_path / "empty"), pytest.raises(Exception, match="which the run does not hold"):
+        keras.models.load_model(tmp_path / "model.keras")
+    (pinned,) = pin_hub_modules(model, tmp_path / "hub_modules")
+    (pinned / "variables" / "variables.index").write_bytes(b"changed")  # the copy no longer has its hash
+    with pinned_hub_modules(tmp_path / "hub_modules"), pytest.raises(Exception, match="changed after training"):
+        keras.models.load_model(tmp_path / "model.keras")
+    config = model.get_layer("hub").get_config()
+    with pytest.raises(ModelError, match=r"by a sha256, got handle .* with sha256 none"):
+        HubFeatureLayer.from_config({**config, "module_sha256": None})
+
+
+def test_module_digest_covers_names_and_bytes_and_refuses_special_files(hub_tiny_model: Path,
+                                                                       tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_bytes(b"12")
+    first = module_digest(tmp_path / "a")
+    (tmp_path / "a" / "x").write_bytes(b"13")
+    second = module_digest(tmp_path / "a")
+    (tmp_path / "a" / "x").rename(tmp_path / "a" / "y")
+    assert len({first, second, module_digest(tmp_path / "a")}) == 3
+    os.mkfifo(tmp_path / "a" / "pipe")
+    with pytest.raises(ModelError, match="not a regular file"):
+        module_digest(tmp_path / "a")
 
 
 def test_block_inference_from_names() -> None:

@@ -17,10 +17,11 @@ EXPECTED_PARAMS = {
     "cnn": 693_962,  # conv 320 + dense 5,408×128 + 128 + dense 1,290
     "ann": 101_770,  # dense 784×128 + 128 + dense 1,290
     "keras": 34_826,  # Keras' "Simple MNIST convnet"
+    "accurate": 136_202,  # the fast CNN's shape at 96 channels: 832 + 27,648 + 82,944 + BN 4×192 + 24,010
 }
 
 
-@pytest.mark.parametrize("name", ["fast", "cnn", "ann", "keras"])
+@pytest.mark.parametrize("name", ["fast", "cnn", "ann", "keras", "accurate"])
 def test_model_takes_raw_digits_and_outputs_probabilities(name):
     keras.utils.set_random_seed(0)
     model = build_mnist_model(name)
@@ -48,6 +49,7 @@ def test_fast_cnn_is_small_and_batch_normalised():
     assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 2 * (64 + 64)
 
 
+@pytest.mark.slow
 def test_fast_cnn_learns_2000_real_digits_through_run_training(tmp_path):
     # 1,900 training digits at batch 32 are 60 steps an epoch: enough for batch norm's moving statistics.
     config = mnist_preset("fast", train_limit=2000, test_limit=1000, epochs=3, batch_size=32)
@@ -55,3 +57,12 @@ def test_fast_cnn_learns_2000_real_digits_through_run_training(tmp_path):
     assert result.status == "finished", result.reason
     assert len(result.history) == 3
     assert result.metrics["test_accuracy"] > 0.85  # chance is 0.1
+
+
+def test_accurate_preset_augments_and_learns_2000_real_digits(tmp_path):
+    config = mnist_preset("accurate", train_limit=2000, test_limit=1000, epochs=2, batch_size=32)
+    assert config.augment and config.fit.lr_schedule == "onecycle"
+    assert mnist_preset("accurate", augment=False).augment is False  # an explicit choice wins
+    result = run_training(config, store=RunStore(tmp_path / "runs"))
+    assert result.status == "finished", result.reason
+    assert result.metrics["test_accuracy"] > 0.5  # chance is 0.1; augmented digits learn slower in 2 epochs

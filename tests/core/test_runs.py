@@ -51,6 +51,7 @@ def test_a_killed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_is_listed_as_interrupted_with_its_history(store):
     script = textwrap.dedent(f"""
         import sys
@@ -63,13 +64,12 @@ def test_a_run_killed_mid_way_is_listed_as_interrupted_with_its_history(store):
                 print(event.epoch, flush=True)
         run_training(mnist_preset("ann", epochs=500, train_limit=1000), reporter, store=RunStore({str(store.root)!r}))
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "1"  # blocks until the first epoch has been stored
-        assert proc.stdout.readline().strip() == "2"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "1"  # blocks until the first epoch has been stored
+            assert proc.stdout.readline().strip() == "2"
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # the `with` then waits for it and closes its pipe
     [run] = store.list()
     assert run.status == "interrupted"
     assert run.epochs_done >= 2

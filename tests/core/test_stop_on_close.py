@@ -28,10 +28,10 @@ def test_a_stop_after_the_first_epoch_keeps_it_and_evaluates_only_when_asked(tmp
     assert len(store.history(result.run_id)) == 1
     assert store.get(result.run_id).has_model
     if evaluate:
-        assert result.metrics["epochs_trained"] == 1
+        assert result.report is not None and result.report.epochs_trained == 1
         assert store.read_json(result.run_id, "metrics.json")["samples"] == 200
     else:
-        assert result.metrics == {} and "not evaluated" in result.reason
+        assert result.report is None and "not evaluated" in result.reason
         assert store.read_json(result.run_id, "metrics.json") is None
 
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tests.core.imagefactory import add_broken_files, make_class_folder, write_huge_png, write_tiny_image
 from transferlab.core.config import FINETUNE_LEARNING_RATE, FitOptions, FolderConfig
 from transferlab.core.data.folders import make_dataset
+from transferlab.core.errors import ConfigError, DataError, ModelError
 from transferlab.core.events import EventLog, PhaseProgress, RunStarted
 from transferlab.core.models.hub_layer import HubFeatureLayer, write_tiny_hub_model
 from transferlab.core.models.transfer import find_head
@@ -66,6 +67,7 @@ def _hub_values(layer: HubFeatureLayer) -> dict[str, np.ndarray]:
     return {name: np.array(v.numpy()) for name, v in zip(layer.variable_names, layer.hub_variables, strict=True)}
 
 
+@pytest.mark.slow
 def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, hub_model: Path,
                                                                  store: RunStore) -> None:
     log = EventLog()
@@ -76,7 +78,7 @@ def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, h
     extracting = [e for e in log.of_type(PhaseProgress) if e.phase == "extracting features"]
     assert extracting[0].done == 0 and extracting[-1].done == extracting[-1].total >= 2
     started = log.of_type(RunStarted)[0]
-    assert "cached features" in started.data_summary["training"]
+    assert "cached features" in started.data_summary.training
     assert {"head", "hub_extractor"} <= {name for name, *_ in started.model_summary.layers}
 
     # Learned: generated classes are easy, chance is 1/3. Evaluated on the held-out test split.
@@ -91,7 +93,7 @@ def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, h
     assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and sum(map(len, parts)) == 36
     assert [sum(1 for _, i in split["test"] if i == k) for k in range(3)] == [2, 2, 2]
     info = store.read_json(result.run_id, "model_info.json")
-    assert info == {"input": "rgb", "image_size": [32, 32], "class_names": sorted(CLASSES),
+    assert info == {"kind": "folder", "image_size": [32, 32], "class_names": sorted(CLASSES),
                     "backbone": str(hub_model)}
     data = store.read_json(result.run_id, "summary.json")["data"]
     assert (data["train_samples"], data["validation_samples"], data["test_samples"]) == (21, 9, 6)
@@ -124,13 +126,14 @@ def test_finetune_keeps_frozen_weights_bit_identical_and_changes_the_unfrozen(fo
     assert result.metrics["eval_set"] == "validation" and "val_accuracy" in result.metrics
 
 
+@pytest.mark.slow
 def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path, store: RunStore) -> None:
     log = EventLog()
     result = run_training(_config(folder, hub_model, augment=True, fit=dataclasses.replace(FAST, epochs=10)), log,
                           store=store)
     assert result.status == "finished", result.reason
     summary = log.of_type(RunStarted)[0].data_summary
-    assert summary["note"] == AUGMENTATION_NOTE and summary["training"].startswith("end to end")
+    assert summary.note == AUGMENTATION_NOTE and summary.training.startswith("end to end")
     assert "extracting features" not in _phases(log)
     assert "augmentation" in {name for name, *_ in log.of_type(RunStarted)[0].model_summary.layers}
     model = store.load_model(result.run_id)  # stored without the (training-only) augmentation layers
@@ -138,10 +141,13 @@ def test_augmentation_runs_end_to_end_and_says_so(folder: Path, hub_model: Path,
     assert result.metrics["val_accuracy"] >= 0.7
 
 
+@pytest.mark.slow
 def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: Path, store: RunStore) -> None:
-    config = dataclasses.replace(_config(folder, hub_model, unfreeze=1),
-                                 fit=dataclasses.replace(FAST, epochs=4))
-    report = compare_frozen_finetune(config, store=store)
+    config = _config(folder, hub_model, unfreeze=1)
+    four = {"epochs": 4, "early_stopping_patience": None}
+    comparison = compare_frozen_finetune(config, store=store, explicit={"frozen": four, "finetune": four})
+    assert comparison.run_ids == [comparison.frozen.run_id, comparison.finetune.run_id]
+    report = comparison.to_json()  # what `transferlab compare --json` prints
     frozen, tuned = report["frozen"]["run_id"], report["finetune"]["run_id"]
     assert report["frozen"]["status"] == report["finetune"]["status"] == "finished", report
     splits = [store.read_json(run, "split.json") for run in (frozen, tuned)]
@@ -151,7 +157,10 @@ def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: 
     tuned_config = store.config(tuned)
     assert (tuned_config.mode, tuned_config.split_from_run, tuned_config.init_from_run) == ("finetune", frozen,
                                                                                            frozen)
-    assert store.config(frozen).mode == "frozen" and store.config(frozen).fit == tuned_config.fit
+    frozen_fit = store.config(frozen).fit
+    assert store.config(frozen).mode == "frozen"
+    assert (frozen_fit.batch_size, frozen_fit.seed, frozen_fit.validation_split) == (
+        tuned_config.fit.batch_size, tuned_config.fit.seed, tuned_config.fit.validation_split)
     histories = [report[mode]["history"] for mode in ("frozen", "finetune")]
     assert len(histories[0]) == len(histories[1]) == 4
     # Starting from the frozen head, fine-tuning begins where the frozen run ended.
@@ -170,12 +179,15 @@ def test_init_from_run_needs_the_same_classes(folder: Path, hub_model: Path, sto
                                               tmp_path: Path) -> None:
     frozen = run_training(_config(folder, hub_model, fit=dataclasses.replace(FAST, epochs=1)), store=store)
     other = make_class_folder(tmp_path / "two", classes={"circle": 6, "star": 6}, size=(32, 32))
-    result = run_training(_config(other, hub_model, mode="finetune", init_from_run=frozen.run_id), store=store)
-    assert result.status == "failed"
-    assert result.reason.startswith("init_from_run: expected a run with the classes circle, star, got run")
-    assert "\n" not in result.reason
+    runs_before = {run.run_id for run in store.list()}
+    with pytest.raises(ConfigError) as info:  # refused before a run exists
+        run_training(_config(other, hub_model, mode="finetune", init_from_run=frozen.run_id), store=store)
+    assert str(info.value).startswith("init_from_run: expected a run with the classes circle, star, got run")
+    assert "\n" not in str(info.value)
+    assert {run.run_id for run in store.list()} == runs_before
 
 
+@pytest.mark.slow
 def test_validation_folder_and_a_stop_during_extraction(folder: Path, hub_model: Path, store: RunStore,
                                                         tmp_path: Path) -> None:
     val = make_class_folder(tmp_path / "val", classes={k: 3 for k in CLASSES}, size=(32, 32), seed=9)
@@ -195,6 +207,7 @@ def test_validation_folder_and_a_stop_during_extraction(folder: Path, hub_model:
     assert (stopped.status, stopped.reason, stopped.history) == ("stopped", "stopped while extracting", [])
 
 
+@pytest.mark.slow
 def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store: RunStore, tmp_path: Path) -> None:
     root = make_class_folder(tmp_path / "mes photos ☀" / "dätä set", classes={"chat noir": 10, "écureuil 🐿": 10},
                              size=(32, 32))
@@ -205,7 +218,7 @@ def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store:
     result = run_training(_config(root, hub_model, fit=dataclasses.replace(FAST, validation_split=0.3)), log,
                           store=store)
     assert result.status == "finished", result.reason
-    skipped = {item["path"]: item["reason"] for item in log.of_type(RunStarted)[0].data_summary["skipped"]}
+    skipped = {item["path"]: item["reason"] for item in log.of_type(RunStarted)[0].data_summary.details["skipped"]}
     assert len(skipped) == len(broken) + 2
     assert "got 1×1" in skipped["écureuil 🐿/pixel 1x1.png"]
     assert "expected an image of at most" in skipped["écureuil 🐿/huge 40000.png"]
@@ -213,27 +226,35 @@ def test_broken_files_unicode_paths_tiny_and_huge_images(hub_model: Path, store:
     assert all(item["id"].startswith(("chat noir/", "écureuil 🐿/")) for item in result.metrics["misclassified"])
 
 
-@pytest.mark.parametrize("case", ["missing handle", "not a SavedModel", "wrong output", "one class"])
-def test_bad_input_fails_the_run_with_one_line(case: str, folder: Path, hub_model: Path, store: RunStore,
-                                               tmp_path: Path) -> None:
-    data, backbone, expected = folder, str(hub_model), ""
+@pytest.mark.parametrize("case", ["missing handle", "not a SavedModel", "one class"])
+def test_bad_input_is_refused_before_a_run_exists(case: str, folder: Path, store: RunStore, tmp_path: Path) -> None:
+    data, backbone, expected, error = folder, "efficientnet-lite0", "", ModelError
     if case == "missing handle":
         backbone, expected = str(tmp_path / "no such model"), "which does not exist"
     elif case == "not a SavedModel":
         (tmp_path / "photos").mkdir()
         backbone, expected = str(tmp_path / "photos"), "expected a TF2 SavedModel folder"
-    elif case == "wrong output":
-        root = tf.train.Checkpoint()
-        root.v = tf.Variable(1.0)
-        root.variables = [root.v]
-        root.__call__ = tf.function(lambda images, training=False: images * root.v)
-        root.__call__.get_concrete_function(tf.TensorSpec([None, 16, 16, 3], tf.float32), False)
-        tf.saved_model.save(root, str(tmp_path / "maps"))
-        backbone, expected = str(tmp_path / "maps"), "expected a feature-vector model returning float [batch, features]"
     else:
         data = make_class_folder(tmp_path / "lonely", classes={"only": 5}, size=(32, 32))
-        expected = "expected at least 2 class"
-    result = run_training(FolderConfig(data_dir=str(data), backbone=backbone, fit=FAST), store=store)
+        expected, error = "expected at least 2 class", DataError
+    runs_before = {run.run_id for run in store.list()}
+    with pytest.raises(error) as info:
+        run_training(FolderConfig(data_dir=str(data), backbone=backbone, fit=FAST), store=store)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert {run.run_id for run in store.list()} == runs_before
+
+
+def test_a_backbone_that_is_not_a_feature_vector_fails_the_run_with_one_line(folder: Path, store: RunStore,
+                                                                           tmp_path: Path) -> None:
+    """What only loading the model can show ends the run as failed, with one line."""
+    root = tf.train.Checkpoint()
+    root.v = tf.Variable(1.0)
+    root.variables = [root.v]
+    root.__call__ = tf.function(lambda images, training=False: images * root.v)
+    root.__call__.get_concrete_function(tf.TensorSpec([None, 16, 16, 3], tf.float32), False)
+    tf.saved_model.save(root, str(tmp_path / "maps"))
+    result = run_training(FolderConfig(data_dir=str(folder), backbone=str(tmp_path / "maps"), fit=FAST), store=store)
+    expected = "expected a feature-vector model returning float [batch, features]"
     assert result.status == "failed" and expected in result.reason and "\n" not in result.reason
     assert store.get(result.run_id).status == "failed"
 
@@ -249,7 +270,7 @@ def test_efficientnet_finetune_caches_the_cut_point(tmp_path: Path, store: RunSt
     result = run_training(FolderConfig(data_dir=str(root), mode="finetune", unfreeze=2, fit=fit), log, store=store)
     assert result.status == "finished", result.reason
     assert "caching activations" in _phases(log) and "extracting features" not in _phases(log)
-    assert "cached activations" in log.of_type(RunStarted)[0].data_summary["training"]
+    assert "cached activations" in log.of_type(RunStarted)[0].data_summary.training
     model = store.load_model(result.run_id)
     assert [layer.name for layer in model.layers] == ["image", "efficientnet_lite0_bottom", "efficientnet_lite0_top",
                                                       "head"]

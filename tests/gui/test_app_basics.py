@@ -6,7 +6,6 @@ frozen", and Export asks where to save."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -285,8 +284,9 @@ def test_export_asks_where_writes_labels_and_offers_show_in_folder(qtbot, make_w
     with qtbot.waitSignal(panel.exported, timeout=60000) as done:
         window.export_action.trigger()
     assert Path(done.args[0]) == target and target.is_file()
-    assert (target.parent / "labels.txt").read_text().split() == [str(d) for d in range(10)]
+    assert (target.parent / "digits.labels.txt").read_text().split() == [str(d) for d in range(10)]
     assert window.message_bar.level == "success" and window.message_bar.action_button.isVisible()
+    assert "digits.labels.txt" in window.message_bar.text
     assert window.message_bar.action_button.text() == "Show in folder"
     assert Path(asked[0]).parent == Path.home()
     panel.export_selected()  # the dialog opens in the folder used last time
@@ -301,21 +301,6 @@ def test_the_save_dialogs_file_type_picks_the_export_format():
     assert export_format("/x/model", "TF SavedModel folder (*)") == "savedmodel"
     assert export_format("/x/model.tflite", "") == "tflite"
     assert export_format("/x/model.keras", "") == "keras"
-
-
-def test_export_keeps_a_users_own_labels_file(tmp_path):
-    from transferlab.core.deploy.labels import write_labels
-
-    model = tmp_path / "model.tflite"
-    model.write_bytes(b"x")
-    mine = tmp_path / "labels.txt"
-    mine.write_text("my own list\n")
-    written = write_labels(model, ["cat", "dog"])
-    assert mine.read_text() == "my own list\n"
-    assert written == tmp_path / "model.tflite.labels.txt" and written.read_text() == "cat\ndog\n"
-    assert write_labels(tmp_path / "other.keras", ["a"]) == tmp_path / "other.keras.labels.txt"
-    os.remove(mine)
-    assert write_labels(model, ["cat", "dog"]) == mine and mine.read_text() == "cat\ndog\n"
 
 
 # ---- 14. status texts ----

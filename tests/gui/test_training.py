@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
-from PySide6.QtCore import Qt, QTimer
+import pytest
+from PySide6.QtCore import QMimeData, Qt, QTimer, QUrl
 
 from tests.gui.conftest import quick_mnist
 from transferlab.core.events import BatchProgress, RunFinished, RunStarted
+from transferlab.core.runs.store import RunStore
 
 
 class StallProbe:
@@ -34,6 +37,7 @@ class StallProbe:
         return self.worst
 
 
+@pytest.mark.slow
 def test_train_click_shows_curves_results_and_runs(qtbot, make_window):
     window = make_window()
     quick_mnist(window, epochs=2)
@@ -55,6 +59,7 @@ def test_train_click_shows_curves_results_and_runs(qtbot, make_window):
     assert window.classify_panel.run_id() == result.run_id
 
 
+@pytest.mark.slow
 def test_event_loop_never_stalls_while_training(qtbot, make_window):
     """The longest gap of a 10 ms QTimer from RunStarted to RunFinished (model build, fitting, evaluation)."""
     window = make_window()
@@ -70,18 +75,19 @@ def test_event_loop_never_stalls_while_training(qtbot, make_window):
 
     with qtbot.waitSignal(window.trainingFinished, timeout=90000) as finished:
         task = window.start_training()
-        task.event.connect(on_event)
+        task.reported.connect(on_event)
     assert finished.args[0].status == "finished"
     print(f"worst event-loop stall while training: {1000 * marks['worst']:.0f} ms")
     assert 0 < marks["worst"] < 0.5
 
 
+@pytest.mark.slow
 def test_stop_takes_effect_within_a_batch(qtbot, make_window):
     window = make_window()
     quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
     batches = []
     task = window.start_training()
-    task.event.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
     qtbot.waitUntil(lambda: len(batches) >= 2, timeout=60000)
     with qtbot.waitSignal(window.trainingFinished, timeout=10000) as finished:
         started = time.perf_counter()
@@ -94,6 +100,7 @@ def test_stop_takes_effect_within_a_batch(qtbot, make_window):
     assert window.train_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_stop_right_after_start(qtbot, make_window):
     window = make_window()
     quick_mnist(window)
@@ -103,12 +110,13 @@ def test_stop_right_after_start(qtbot, make_window):
     assert finished.args[0].status == "stopped"
 
 
+@pytest.mark.slow
 def test_closing_during_training_stops_and_joins_the_worker(qtbot, make_window):
     window = make_window()
     quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
     batches = []
     task = window.start_training()
-    task.event.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
     qtbot.waitUntil(lambda: len(batches) >= 1, timeout=60000)
     started = time.perf_counter()
     window.close()
@@ -128,3 +136,29 @@ def test_bad_settings_show_a_message_not_a_crash(qtbot, make_window):
     assert window.message_bar.level == "error"
     assert "train_limit" in window.message_bar.text
     assert window.train_button.isEnabled()
+
+
+@pytest.mark.slow
+def test_summary_and_classify_do_not_wait_for_training(qtbot, make_window, trained_store, digit_png, tmp_path):
+    """The Keras lock covers building only: while a run fits, a model summary is built and a dropped image
+    is classified, and the run goes on."""
+    store = RunStore(tmp_path / "runs")  # the shared trained runs stay as they are: this test adds one
+    shutil.copytree(trained_store.root, store.root)
+    window = make_window(store)
+    quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
+    batches = []
+    task = window.start_training()
+    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    qtbot.waitUntil(lambda: len(batches) >= 1, timeout=60000)  # fitting
+    with qtbot.waitSignal(window.model_panel.summaryShown, timeout=30000):
+        window.model_panel.set_mnist_model("ann")  # a summary not built before
+    assert window.model_panel.summary is not None and window.model_panel.summary.total_params > 100_000
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(digit_png))])
+    with qtbot.waitSignal(window.classify_panel.classified, timeout=30000) as classified:
+        window.handle_drop(mime)
+    assert not classified.args[0][0].error
+    assert window.is_training() and not task.done  # neither waited for the run to end
+    with qtbot.waitSignal(window.trainingFinished, timeout=10000) as finished:
+        window.stop_training()
+    assert finished.args[0].status == "stopped"

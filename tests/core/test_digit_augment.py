@@ -1,0 +1,37 @@
+"""Digit augmentation: one random affine resampling per digit that keeps the digit recognisable."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from transferlab.core.data.digit_augment import MAX_SHIFT, random_affine
+from transferlab.core.data.mnist import load_mnist
+from transferlab.core.training.mnist_job import augmentation_preview
+
+
+def _centre(image: np.ndarray) -> np.ndarray:
+    rows, cols = np.indices(image.shape)
+    return np.array([(rows * image).sum(), (cols * image).sum()]) / image.sum()
+
+
+def test_each_digit_gets_its_own_distortion_and_stays_in_frame():
+    digit = load_mnist().test_images[0].astype(np.float32)
+    batch = np.repeat(digit[None], 64, axis=0)
+    out = random_affine(tf.constant(batch), seed=3).numpy()
+    assert out.shape == batch.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 255.0 + 1e-3
+    assert len({o.tobytes() for o in out}) == 64  # no two digits share a transform
+    ink = out.sum(axis=(1, 2)) / digit.sum()
+    assert ink.min() > 0.7 and ink.max() < 1.35  # zoom ±10 % scales the ink by 0.81-1.21
+    moved = np.array([np.linalg.norm(_centre(o) - _centre(digit)) for o in out])
+    assert moved.max() < 28 * MAX_SHIFT * 1.5 + 2  # shift ±2.8 px per axis plus rotation about the centre
+    assert moved.mean() > 0.5  # and it does move
+
+
+def test_preview_shows_the_original_first_then_distinct_uint8_variants():
+    digit = load_mnist().test_images[1]
+    preview = augmentation_preview(digit, count=6, seed=1)
+    assert preview.shape == (7, 28, 28) and preview.dtype == np.uint8
+    np.testing.assert_array_equal(preview[0], digit)
+    assert all(not np.array_equal(p, digit) for p in preview[1:])
