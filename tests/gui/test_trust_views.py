@@ -95,3 +95,17 @@ def test_gallery_and_confusion_cell_show_heatmaps(qtbot, make_window, trained_st
     assert all(panel.cell_list.item(i).data(ORIGINAL_ICON) is not None for i in range(panel.cell_list.count()))
     panel.heatmaps.box.setChecked(False)  # the images come back
     assert panel.misclassified.item(0).icon().pixmap(72, 72).toImage() == before
+
+
+def test_runs_selected_in_the_runs_view_answer_side_by_side(qtbot, make_window, trained_store):
+    window = make_window(trained_store)
+    runs = [run.run_id for run in window.runs_panel.runs]
+    window.runs_panel.select(runs)
+    window.runs_panel.classify_button.click()
+    panel = window.classify_panel
+    assert window.tabs.currentWidget() is panel
+    assert [panel.run_id(), *panel.trust.extra_run_ids()] == runs
+    window.runs_panel.select(runs[1:])  # one run selected: it answers alone
+    window.runs_panel.classify_button.click()
+    assert panel.run_id() == runs[1] and panel.trust.extra_run_ids() == []
+    assert "no other run" in panel.trust.runs_button.text()
