@@ -1,5 +1,6 @@
 """The Classify panel: drop or open image files, see the top classes as bars and the image the model saw.
-The selected run's model is loaded once (on a Task) and cached per run."""
+The selected run's model is loaded once (on a Task) and cached per run. Several runs answering side by side,
+heatmaps and the unknown rate: transferlab.gui.trust_views.ClassifyTrust."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from transferlab.core.catalog import image_file_filter
-from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
+from transferlab.gui.trust_views import ClassifyTrust, answer_label
+from transferlab.gui.widgets import ProbabilityBars, html_text, scaled_pixmap, thumbnail
 from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class ClassifyPanel(QWidget):
         self.predictions: list[Any] = []
         self.last_seconds = 0.0
         self._pending: list[str] = []
+        self._rerun = False  # classify the shown images again once the task in flight is done
         self.tasks = TaskGroup(self)
         self._build()
 
@@ -85,6 +88,8 @@ class ClassifyPanel(QWidget):
         top.addWidget(QLabel("Model from run:"))
         top.addWidget(self.run_combo, 1)
         top.addWidget(self.open_button)
+        self.trust = ClassifyTrust(self.store, self.run_combo)
+        self.trust.changed.connect(self.reclassify)
         self.results = QWidget()
         self.results_layout = QVBoxLayout(self.results)
         self.results_layout.addStretch(1)
@@ -93,6 +98,7 @@ class ClassifyPanel(QWidget):
         scroll.setWidget(self.results)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.trust)
         layout.addWidget(self.status)
         layout.addWidget(scroll, 1)
 
@@ -110,11 +116,23 @@ class ClassifyPanel(QWidget):
         index = self.run_combo.findData(current) if current else 0
         self.run_combo.setCurrentIndex(max(index, 0) if self.run_combo.count() else -1)
         self.run_combo.blockSignals(False)
+        self.trust.refresh_runs()
         if not self.run_combo.count():
             self.status.setText("No trained model yet: train one first (Train button), then drop images here.")
 
     def run_id(self) -> str:
         return str(self.run_combo.currentData() or "")
+
+    def set_extra_runs(self, run_ids: list[str]) -> None:
+        """These runs answer each image beside the chosen run (the runs selected in the runs view)."""
+        self.trust.set_extra_runs(run_ids)
+
+    def reclassify(self) -> None:
+        """Classify the images on screen again (other runs, heatmaps or unknown rate chosen)."""
+        if self.tasks.running("classify"):
+            self._rerun = True
+        elif self.predictions:
+            self.classify_files([p.file for p in self.predictions])
 
     def use_run(self, run_id: str) -> None:
         index = self.run_combo.findData(run_id)
@@ -153,15 +171,17 @@ class ClassifyPanel(QWidget):
 
     def _start(self, run_id: str, paths: list[str]) -> None:
         cache = self.cache
+        request = self.trust.request(run_id)
 
         def work(_report: Any, _stop: Any) -> Any:
-            classifier = cache.get(run_id)
+            cache.get(run_id)  # the model is loaded (all a preload asks for)
             if not paths:
                 return None
             started = time.perf_counter()
-            predictions = classifier.classify(paths, top_k=TOP_K)
+            answers = request.run(cache.get, paths, TOP_K)  # every chosen run's, the selected run's first
+            predictions = answers.primary
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
-            return predictions, thumbs, time.perf_counter() - started
+            return predictions, thumbs, time.perf_counter() - started, answers
 
         self.tasks.start("classify", work, returned=self._on_classified, errored=partial(self._on_error, run_id),
                          finished=self._on_finished, supersede=False)
@@ -172,14 +192,18 @@ class ClassifyPanel(QWidget):
         self.message.emit(f"Could not use the model of run {run_id}: {describe_error(error)}", "error")
 
     def _on_finished(self) -> None:
+        rerun, self._rerun = self._rerun, False
         if self._pending:
             paths, self._pending = self._pending, []
             self.classify_files(paths)
+        elif rerun:
+            self.reclassify()
 
     def _on_classified(self, result: Any) -> None:
         if result is None:
             return
-        predictions, thumbs, seconds = result
+        predictions, thumbs, seconds, answers = result
+        self.trust.show_answers(answers)
         self.last_seconds = seconds
         self.predictions = list(predictions)
         while self.results_layout.count() > 1:
@@ -206,13 +230,14 @@ class ClassifyPanel(QWidget):
         seen = QLabel()
         seen.setFixedSize(SHOWN_SIZE, SHOWN_SIZE)
         seen.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        if prediction.seen is not None:
-            seen.setPixmap(scaled_pixmap(rgb_qimage(prediction.seen), SHOWN_SIZE))
+        picture = self.trust.seen_pixmap(prediction, SHOWN_SIZE)  # the heatmap overlay when asked for
+        if picture is not None:
+            seen.setPixmap(picture)
         name = QLabel(f"<b>{html_text(Path(prediction.file).name)}</b>")
         name.setToolTip(prediction.file)
         grid.addWidget(name, 0, 0, 1, 3)
         grid.addWidget(_caption("Your image"), 1, 0)
-        grid.addWidget(_caption("What the model saw"), 1, 1)
+        grid.addWidget(_caption(self.trust.seen_caption(prediction)), 1, 1, 1, 2)
         grid.addWidget(original, 2, 0)
         grid.addWidget(seen, 2, 1)
         if prediction.error:
@@ -220,8 +245,7 @@ class ClassifyPanel(QWidget):
             error.setWordWrap(True)
             grid.addWidget(error, 2, 2)
         else:
-            answer = QLabel(f"<span style='font-size:13pt'><b>{html_text(prediction.label)}</b></span> "
-                            f"({100 * prediction.probability:.1f} %)")
+            answer = answer_label(prediction)  # "unknown (best guess X, 41 %)" and why, when flagged
             bars = ProbabilityBars()
             bars.set_top(prediction.top)
             right = QVBoxLayout()
@@ -230,6 +254,7 @@ class ClassifyPanel(QWidget):
             right.addStretch(1)
             grid.addLayout(right, 2, 2)
         grid.setColumnStretch(2, 1)
+        self.trust.add_other_runs(grid, prediction, 3, SHOWN_SIZE)
         return frame
 
 

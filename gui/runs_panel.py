@@ -206,7 +206,9 @@ class RunsPanel(QWidget):
         run = next((r for r in self.runs if ids and r.run_id == ids[0]), None)
         self.results_button.setEnabled(bool(one and run is not None and not run.damaged))
         has_model = bool(one and run is not None and run.has_model)
-        self.classify_button.setEnabled(has_model)
+        # several runs with models: their answers side by side in Classify (the first one is the chosen run)
+        self.classify_button.setEnabled(bool(ids) and all(r.has_model for r in self.runs if r.run_id in ids))
+        self.classify_button.setText("Classify with these runs" if len(ids) > 1 else "Classify with this run")
         self.export_button.setEnabled(has_model)
         self.delete_button.setEnabled(bool(ids))
 
