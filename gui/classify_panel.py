@@ -1,5 +1,6 @@
 """The Classify panel: drop or open image files, see the top classes as bars and the image the model saw.
-The selected run's model is loaded once (on a Task) and cached per run."""
+The selected run's model is loaded once (on a Task) and cached per run. Several runs answering side by side,
+heatmaps and the unknown rate: transferlab.gui.trust_views.ClassifyTrust."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from PySide6.QtWidgets import (
 
 from transferlab.core.atomic import write_text_atomic
 from transferlab.core.catalog import image_file_filter
-from transferlab.gui.widgets import ProbabilityBars, html_text, rgb_qimage, scaled_pixmap, thumbnail
+from transferlab.gui.trust_views import ClassifyTrust, answer_label
+from transferlab.gui.widgets import ProbabilityBars, html_text, scaled_pixmap, thumbnail
 from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class ClassifyPanel(QWidget):
         self.predictions: list[Any] = []
         self.last_seconds = 0.0
         self._pending: list[str] = []
+        self._rerun = False  # classify the shown images again once the task in flight is done
         self.tasks = TaskGroup(self)
         self._usable: set[str] = set()
         self._data_sets: dict[str, str] = {}  # run id → what it was trained on (MNIST or a folder)
@@ -117,6 +120,8 @@ class ClassifyPanel(QWidget):
         top.addWidget(QLabel("Model from run:"))
         top.addWidget(self.run_combo, 1)
         top.addWidget(self.open_button)
+        self.trust = ClassifyTrust(self.store, self.run_combo)
+        self.trust.changed.connect(self.reclassify)
         self.compact_check = QCheckBox("Compact grid")
         self.compact_check.setToolTip("Many images at once: small tiles with the answer, instead of cards")
         self.compact_check.toggled.connect(self._on_compact)
@@ -150,6 +155,7 @@ class ClassifyPanel(QWidget):
         self.views.addWidget(self.grid)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.trust)
         layout.addWidget(self.status)
         layout.addLayout(tools)
         layout.addWidget(self.views, 1)
@@ -181,11 +187,23 @@ class ClassifyPanel(QWidget):
         choice = follow if follow in self._usable else previous if previous in self._usable else default_run(listed)
         self.run_combo.setCurrentIndex(self.run_combo.findData(choice) if choice else -1)
         self.run_combo.blockSignals(False)
+        self.trust.refresh_runs()
         if self.run_id() != previous or not listed:
             self._on_run_changed(preload=self.isVisible())  # the model loads when Classify is shown
 
     def run_id(self) -> str:
         return str(self.run_combo.currentData() or "")
+
+    def set_extra_runs(self, run_ids: list[str]) -> None:
+        """These runs answer each image beside the chosen run (the runs selected in the runs view)."""
+        self.trust.set_extra_runs(run_ids)
+
+    def reclassify(self) -> None:
+        """Classify the images on screen again (other runs, heatmaps or unknown rate chosen)."""
+        if self.tasks.running("classify"):
+            self._rerun = True
+        elif self.predictions:
+            self.classify_files([p.file for p in self.predictions])
 
     def use_run(self, run_id: str) -> None:
         index = self.run_combo.findData(run_id)
@@ -237,15 +255,17 @@ class ClassifyPanel(QWidget):
 
     def _start(self, run_id: str, paths: list[str]) -> None:
         cache = self.cache
+        request = self.trust.request(run_id)
 
         def work(_report: Any, _stop: Any) -> Any:
-            classifier = cache.get(run_id)
+            classifier = cache.get(run_id)  # the model is loaded (all a preload asks for)
             if not paths:
                 return None
             started = time.perf_counter()
-            predictions = classifier.classify(paths, top_k=TOP_K)
+            answers = request.run(cache.get, paths, TOP_K)  # every chosen run's, the selected run's first
+            predictions = answers.primary
             thumbs = [thumbnail(p.file, SHOWN_SIZE) for p in predictions]
-            return run_id, predictions, thumbs, time.perf_counter() - started, list(classifier.class_names)
+            return run_id, predictions, thumbs, time.perf_counter() - started, list(classifier.class_names), answers
 
         self.tasks.start("classify", work, returned=self._on_classified, errored=partial(self._on_error, run_id),
                          finished=self._on_finished, supersede=False)
@@ -256,17 +276,21 @@ class ClassifyPanel(QWidget):
         self.message.emit(f"Could not use the model of run {run_id}: {describe_error(error)}", "error")
 
     def _on_finished(self) -> None:
+        rerun, self._rerun = self._rerun, False
         if self._pending:
             paths, self._pending = self._pending, []
             self.classify_files(paths)
+        elif rerun:
+            self.reclassify()
 
     def _on_classified(self, result: Any) -> None:
         if result is None:
             return
-        run_id, predictions, thumbs, seconds, class_names = result
+        run_id, predictions, thumbs, seconds, class_names, answers = result
         if run_id != self.run_id():  # the model was changed meanwhile: classify again with the chosen one
             self._pending = [p.file for p in predictions] + self._pending
             return
+        self.trust.show_answers(answers)
         self.last_seconds = seconds
         self._clear_results()
         self._shown_run = run_id
@@ -352,13 +376,14 @@ class ClassifyPanel(QWidget):
         seen = QLabel()
         seen.setFixedSize(SHOWN_SIZE, SHOWN_SIZE)
         seen.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        if prediction.seen is not None:
-            seen.setPixmap(scaled_pixmap(rgb_qimage(prediction.seen), SHOWN_SIZE))
+        picture = self.trust.seen_pixmap(prediction, SHOWN_SIZE)  # the heatmap overlay when asked for
+        if picture is not None:
+            seen.setPixmap(picture)
         name = QLabel(f"<b>{html_text(Path(prediction.file).name)}</b>")
         name.setToolTip(prediction.file)
         grid.addWidget(name, 0, 0, 1, 3)
         grid.addWidget(_caption("Your image"), 1, 0)
-        grid.addWidget(_caption("What the model saw"), 1, 1)
+        grid.addWidget(_caption(self.trust.seen_caption(prediction)), 1, 1, 1, 2)
         grid.addWidget(original, 2, 0)
         grid.addWidget(seen, 2, 1)
         if prediction.error:
@@ -366,8 +391,7 @@ class ClassifyPanel(QWidget):
             error.setWordWrap(True)
             grid.addWidget(error, 2, 2)
         else:
-            answer = QLabel(f"<span style='font-size:13pt'><b>{html_text(prediction.label)}</b></span> "
-                            f"({100 * prediction.probability:.1f} %)")
+            answer = answer_label(prediction)  # "unknown (best guess X, 41 %)" and why, when flagged
             bars = ProbabilityBars()
             bars.set_top(prediction.top)
             truth = QComboBox()
@@ -387,6 +411,7 @@ class ClassifyPanel(QWidget):
             right.addStretch(1)
             grid.addLayout(right, 2, 2)
         grid.setColumnStretch(2, 1)
+        self.trust.add_other_runs(grid, prediction, 3, SHOWN_SIZE)
         return frame
 
 

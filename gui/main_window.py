@@ -407,6 +407,8 @@ class MainWindow(QMainWindow):
     def _on_classify_with(self, run_id: str) -> None:
         self.classify_panel.refresh_runs(self.runs_panel.runs)
         self.classify_panel.use_run(run_id)
+        selected = self.runs_panel.selected_ids()  # several runs selected: their answers side by side
+        self.classify_panel.set_extra_runs([r for r in selected if r != run_id] if run_id in selected else [])
         self.tabs.setCurrentWidget(self.classify_panel)
 
     def _on_tab(self, index: int) -> None:

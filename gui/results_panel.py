@@ -1,5 +1,6 @@
 """The Results panel: evaluation accuracy and loss, the confusion matrix (click a cell → its images), the
-misclassified images sorted by confidence, and per-class precision and recall."""
+misclassified images sorted by confidence, per-class precision and recall, and the calibration; heatmaps on the
+images (transferlab.gui.trust_views)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from transferlab.core.records import EvaluationReport, Mistake, SampleId
 from transferlab.core.runs.store import RunInfo, RunStore
 from transferlab.core.training.kinds import evaluation_samples
 from transferlab.gui.plots import ConfusionPlot
+from transferlab.gui.trust_views import CalibrationPage, GalleryHeatmaps
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
 from transferlab.gui.worker import TaskGroup, describe_error
 
@@ -110,6 +112,11 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(wrong_page, "Misclassified (most confident first)")
         self.tabs.addTab(cell_page, "Confusion cell")
         self.tabs.addTab(self.per_class, "Per class")
+        self.calibration_page = CalibrationPage()
+        self.tabs.addTab(self.calibration_page, "Calibration")
+        self.heatmaps = GalleryHeatmaps(self.store, [self.misclassified, self.cell_list], self)
+        self.heatmaps.message.connect(self.message)
+        self.tabs.setCornerWidget(self.heatmaps.box)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setObjectName("results_splitter")
         splitter.addWidget(self.confusion)
@@ -164,6 +171,7 @@ class ResultsPanel(QWidget):
         self.misclassified.clear()
         self.cell_list.clear()
         self.per_class.setRowCount(0)
+        self.calibration_page.set_report(report)
         if report is None:
             self.header.setText(f"<b>{html_text(info.title())}</b> ({info.run_id}) — {info.status}"
                                 f"{': ' + html_text(info.reason) if info.reason else ''}. No evaluation results.")
@@ -193,6 +201,7 @@ class ResultsPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.per_class.setItem(r, c, item)
         self.tabs.setCurrentIndex(0)
+        self.heatmaps.show_run(info.run_id, results.samples)
         self.shown.emit(info.run_id)
 
     def _caption(self, report: EvaluationReport, mistake: Mistake) -> str:
@@ -248,6 +257,7 @@ class ResultsPanel(QWidget):
         self.cell_caption.setText(f"True <b>{html_text(names[true])}</b>, "
                                   f"predicted <b>{html_text(names[predicted])}</b>: {len(ids)} images{more}{note}.")
         self.tabs.setCurrentIndex(1)
+        self.heatmaps.refresh()
 
 
 def _zoom_window(parent: QWidget, image: QImage, title: str) -> QDialog:
