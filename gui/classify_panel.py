@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from transferlab.core.atomic import write_text_atomic
 from transferlab.core.catalog import image_file_filter
+from transferlab.core.kinds import KINDS
 from transferlab.gui.trust_views import ClassifyTrust, answer_label
 from transferlab.gui.widgets import ProbabilityBars, html_text, scaled_pixmap, thumbnail
 from transferlab.gui.worker import TaskGroup, describe_error
@@ -416,7 +417,8 @@ class ClassifyPanel(QWidget):
 
 
 def _data_set(run: Any) -> str:
-    return "mnist" if run.kind == "mnist" else f"folder:{run.config.get('data_dir', '')}"
+    kind = KINDS.get(run.kind)
+    return f"folder:{run.config.get('data_dir', '')}" if kind is not None and kind.uses_folder else str(run.kind)
 
 
 def tally_text(predictions: list[Any]) -> str:

@@ -268,6 +268,7 @@ def _zoom_window(parent: QWidget, image: QImage, title: str) -> QDialog:
     label.setPixmap(QPixmap.fromImage(image.scaled(ZOOM, ZOOM, Qt.AspectRatioMode.KeepAspectRatio,
                                                    Qt.TransformationMode.FastTransformation)))
     QVBoxLayout(dialog).addWidget(label)
+    dialog.setFixedSize(dialog.sizeHint())  # a pixel view: nothing to gain from resizing it
     dialog.show()
     return dialog
 

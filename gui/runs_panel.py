@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from transferlab.core.catalog import EXPORT_FORMATS
 from transferlab.core.deploy.export_trust import EXTRA_FOLDER, LABELS_NAME
+from transferlab.core.kinds import KINDS
 from transferlab.core.runs.store import MAX_LABEL_CHARS
 from transferlab.gui.plots import CompareCurves
 from transferlab.gui.worker import TaskGroup, describe_error
@@ -277,7 +278,7 @@ class RunsPanel(QWidget):
         self.classify_button.setText("Classify with these runs" if len(ids) > 1 else "Classify with this run")
         self.export_button.setEnabled(has_model and not self._exporting)
         self.label_button.setEnabled(bool(one and run is not None and not run.damaged))
-        folder_run = bool(one and run is not None and not run.damaged and run.kind == "folder")
+        folder_run = bool(one and run is not None and not run.damaged and _uses_folder(run))
         self.reuse_split_action.setEnabled(folder_run and (run.path / "split.json").is_file())
         self.finetune_from_action.setEnabled(folder_run and has_model and run.config.get("mode") == "frozen")
         self.from_button.setEnabled(self.reuse_split_action.isEnabled() or self.finetune_from_action.isEnabled())
@@ -641,8 +642,13 @@ class SortItem(QTableWidgetItem):
         return super().__lt__(other)
 
 
+def _uses_folder(run: Any) -> bool:
+    kind = KINDS.get(run.kind)
+    return kind is not None and kind.uses_folder
+
+
 def _data_set(run: Any) -> str:
-    return "mnist" if run.kind == "mnist" else str(run.config.get("data_dir", ""))
+    return str(run.config.get("data_dir", "")) if _uses_folder(run) else str(run.kind)
 
 
 def best_runs(runs: list[Any]) -> set[str]:

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
+from transferlab.core.kinds import kind_of
 from transferlab.gui.plots import TRAINING_STARTING, TrainingCurves
 from transferlab.gui.widgets import html_text
 
@@ -72,7 +73,7 @@ class TrainingPanel(QWidget):
         elif isinstance(event, RunStarted):
             summary = event.model_summary
             self._last_elapsed = 0.0
-            fixed = "frozen" if event.config.get("kind") == "folder" else "non-trainable (BatchNorm statistics)"
+            fixed = "frozen" if kind_of(event.config).uses_folder else "non-trainable (BatchNorm statistics)"
             self.header.setText(f"<b>{html_text(event.run_id)}</b> — {summary.total_params:,} parameters "
                                 f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} {fixed})")
             data = event.data_summary

@@ -197,6 +197,7 @@ def test_a_long_failure_reason_is_elided_and_columns_sort(qtbot, compare_pair):
     reason = "ResourceExhaustedError: " + "out of memory while allocating a tensor " * 10
     store.set_status(failed, "failed", reason)
     panel.resize(1280, 600)
+    panel.setMinimumSize(panel.minimumSizeHint())  # offscreen Qt warns (fatal in tests) when it would change
     panel.show()
     panel.refresh()
     assert panel.table.columnWidth(STATUS_COLUMN) == STATUS_WIDTH  # the reason does not widen the column
@@ -253,7 +254,7 @@ def test_escape_stops_a_run_and_the_title_shows_progress(qtbot, make_window):
     quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
     batches = []
     task = window.start_training()
-    task.event.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
     qtbot.waitUntil(lambda: len(batches) >= 2, timeout=60000)
     assert "%" in window.windowTitle() and "epoch 1/5" in window.windowTitle()
     window.activateWindow()
@@ -338,11 +339,16 @@ def test_error_texts_read_as_sentences():
 
 
 def test_a_stopped_compare_is_not_called_done():
+    from transferlab.core.records import Comparison, RunEntry
     from transferlab.gui.main_window import _task_status
 
-    assert _task_status({"frozen": {"status": "finished"}, "finetune": {"status": "stopped"}}) == "stopped"
-    assert _task_status({"frozen": {"status": "stopped"}, "finetune": {"status": None}}) == "stopped"
-    assert _task_status({"frozen": {"status": "finished"}, "finetune": {"status": "finished"}}) == "finished"
+    def compare(frozen: str | None, tuned: str | None) -> Comparison:
+        return Comparison(RunEntry("a" if frozen else None, frozen), RunEntry("b" if tuned else None, tuned))
+
+    assert _task_status(compare("finished", "stopped")) == "stopped"
+    assert _task_status(compare("stopped", None)) == "stopped"
+    assert _task_status(compare("finished", "failed")) == "failed"
+    assert _task_status(compare("finished", "finished")) == "finished"
     assert _task_status(None) == "failed"
 
 
