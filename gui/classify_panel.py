@@ -141,9 +141,9 @@ class ClassifyPanel(QWidget):
         self.results = QWidget()
         self.results_layout = QVBoxLayout(self.results)
         self.results_layout.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.results)
+        self.results_scroll = QScrollArea()
+        self.results_scroll.setWidgetResizable(True)
+        self.results_scroll.setWidget(self.results)
         self.grid = QListWidget()
         self.grid.setViewMode(QListWidget.ViewMode.IconMode)
         self.grid.setIconSize(QSize(GRID_ICON, GRID_ICON))
@@ -152,7 +152,7 @@ class ClassifyPanel(QWidget):
         self.grid.setMovement(QListWidget.Movement.Static)
         self.grid.setWordWrap(True)
         self.views = QStackedWidget()
-        self.views.addWidget(self.scroll)
+        self.views.addWidget(self.results_scroll)
         self.views.addWidget(self.grid)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -162,7 +162,7 @@ class ClassifyPanel(QWidget):
         layout.addWidget(self.views, 1)
 
     def _on_compact(self, compact: bool) -> None:
-        self.views.setCurrentWidget(self.grid if compact else self.scroll)
+        self.views.setCurrentWidget(self.grid if compact else self.results_scroll)
 
     # ---- runs ----
 
@@ -300,7 +300,7 @@ class ClassifyPanel(QWidget):
         for index, (prediction, thumb) in enumerate(zip(predictions, thumbs, strict=True)):
             self.results_layout.insertWidget(self.results_layout.count() - 1, self._row(index, prediction, thumb))
             self._add_tile(prediction, thumb)
-        self.scroll.verticalScrollBar().setValue(0)  # new results start at the top, not at the old offset
+        self.results_scroll.verticalScrollBar().setValue(0)  # new results start at the top, not at the old offset
         self.grid.scrollToTop()
         ok = sum(1 for p in predictions if not p.error)
         self.status.setText(f"{ok} of {len(predictions)} image(s) classified with run {self.run_id()} "
@@ -397,8 +397,8 @@ class ClassifyPanel(QWidget):
             bars.set_top(prediction.top)
             truth = QComboBox()
             truth.addItem("—", "")
-            for name in self.class_names:
-                truth.addItem(name, name)
+            for class_name in self.class_names:
+                truth.addItem(class_name, class_name)
             truth.setToolTip("The true class: the score above counts how many the model got right")
             truth.currentIndexChanged.connect(lambda _i, box=truth, at=index: self.set_truth(at, box.currentData()))
             head = QHBoxLayout()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -166,7 +168,7 @@ class MainWindow(QMainWindow):
         for index in range(self.tabs.count()):
             title = self.tabs.tabText(index).replace("&&", "&").split("·", 1)[-1].strip()
             action = view_menu.addAction(title.replace("&", "&&"), QKeySequence(f"Ctrl+{index + 1}"),
-                                         lambda i=index: self.tabs.setCurrentIndex(i))
+                                         partial(self.tabs.setCurrentIndex, index))
             self.tab_actions.append(action)
 
         help_menu = menu.addMenu("&Help")
@@ -179,7 +181,8 @@ class MainWindow(QMainWindow):
         """(keys, what they do) for every menu action with a shortcut, in menu order."""
         lines = []
         for menu_action in self.menuBar().actions():
-            for action in menu_action.menu().actions():
+            menu = menu_action.menu()
+            for action in menu.actions() if isinstance(menu, QMenu) else []:
                 keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
                 if keys:
                     lines.append((keys, action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")))

@@ -278,9 +278,10 @@ class RunsPanel(QWidget):
         self.classify_button.setText("Classify with these runs" if len(ids) > 1 else "Classify with this run")
         self.export_button.setEnabled(has_model and not self._exporting)
         self.label_button.setEnabled(bool(one and run is not None and not run.damaged))
-        folder_run = bool(one and run is not None and not run.damaged and _uses_folder(run))
-        self.reuse_split_action.setEnabled(folder_run and (run.path / "split.json").is_file())
-        self.finetune_from_action.setEnabled(folder_run and has_model and run.config.get("mode") == "frozen")
+        folder_run = run if one and run is not None and not run.damaged and _uses_folder(run) else None
+        self.reuse_split_action.setEnabled(folder_run is not None and (folder_run.path / "split.json").is_file())
+        self.finetune_from_action.setEnabled(folder_run is not None and has_model
+                                             and folder_run.config.get("mode") == "frozen")
         self.from_button.setEnabled(self.reuse_split_action.isEnabled() or self.finetune_from_action.isEnabled())
         self.delete_button.setEnabled(bool(ids))
 
@@ -481,8 +482,10 @@ class RunsPanel(QWidget):
         first, second, name = difference_pair(runs)
         table.setColumnCount(len(titles) + 2)
         table.setHorizontalHeaderLabels(["class", *titles, f"recall {name}"])
-        table.horizontalHeaderItem(len(titles) + 1).setToolTip(
-            f"Recall of {titles[second]} minus recall of {titles[first]}: green where it is higher (better).")
+        header = table.horizontalHeaderItem(len(titles) + 1)
+        if header is not None:
+            header.setToolTip(f"Recall of {titles[second]} minus recall of {titles[first]}: green where it is higher "
+                              "(better).")
         table.setRowCount(len(classes))
         table.verticalHeader().setVisible(False)
         for r, class_name in enumerate(classes):

@@ -389,7 +389,7 @@ def test_classify_tally_compact_grid_your_labels_score_and_csv(qtbot, make_windo
     predictions = done.args[0]
     label = predictions[0].label
     assert f"<b>{label}</b> × 3" in panel.tally.text()
-    assert panel.scroll.verticalScrollBar().value() == 0
+    assert panel.results_scroll.verticalScrollBar().value() == 0
     panel.compact_check.setChecked(True)
     assert panel.views.currentWidget() is panel.grid and panel.grid.count() == 3
     other = next(name for name in panel.class_names if name != label)
