@@ -64,10 +64,12 @@ def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, 
     cv_text = result.metrics["cv"]["text"]
     assert cv_text.endswith("over 5 folds") and " ± " in cv_text
     qtbot.waitUntil(lambda: cv_text in window.results_panel.header.text(), timeout=30000)
-    assert cv_text in window.message_bar.text
+    assert cv_text in window.message_bar.text and cv_text in window.training_panel.header.text()
     table = window.runs_panel.table
     row = next(r for r in range(table.rowCount()) if table.item(r, 1).text() == result.run_id)
     assert cv_text in table.item(row, 3).text()
+    classify = window.classify_panel.run_combo
+    assert cv_text in classify.itemText(classify.findData(result.run_id))
 
 
 def test_model_panel_keeps_each_modes_settings(qtbot, make_window, tmp_path: Path) -> None:
