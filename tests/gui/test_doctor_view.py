@@ -89,3 +89,31 @@ def test_model_panel_keeps_each_modes_settings(qtbot, make_window, tmp_path: Pat
     assert panel.compare_config(str(root)).cv_folds == 5  # the frozen arm is cross-validated in a compare
     panel.frozen_radio.setChecked(True)
     assert panel.lr_spin.value() == pytest.approx(0.005)  # the frozen mode's own choice comes back
+
+
+def test_exclude_from_the_view_and_a_file_changed_since_the_check_is_refused(qtbot, make_window, tmp_path: Path,
+                                                                              hub_model: Path) -> None:
+    root = make_textured_folder(tmp_path / "flowers", {"amber": 12, "bluebell": 12}, seed=3)
+    write_image(root / "bluebell" / "flipped.jpg", textured_image(0, (48, 48), np.random.default_rng(9)))
+    window = make_window()
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        window.data_panel.use_folder(str(root))
+    window.model_panel.backbone_combo.setEditText(str(hub_model))
+    panel = window.doctor_panel
+    with qtbot.waitSignal(panel.checked, timeout=120000):
+        panel.start_check()
+    panel.suspects.selectRow(0)
+    assert panel.selected_file() == "bluebell/flipped.jpg"
+    changed = root / "bluebell" / "flipped.jpg"
+    changed.write_bytes(changed.read_bytes() + b"\0")  # edited on disk after the check
+    qtbot.mouseClick(panel.exclude_button, Qt.MouseButton.LeftButton)
+    assert window.message_bar.level == "warning" and "Not changed" in window.message_bar.text
+    assert changed.is_file() and not (root / "_excluded").exists() and not panel.checking
+    with qtbot.waitSignal(panel.checked, timeout=120000):
+        panel.start_check()  # the check records the file as it is now
+    row = [r["file"] for r in panel.report["suspects"]].index("bluebell/flipped.jpg")
+    panel.suspects.selectRow(row)
+    with qtbot.waitSignal(panel.checked, timeout=120000) as rechecked:
+        qtbot.mouseClick(panel.exclude_button, Qt.MouseButton.LeftButton)
+    assert (root / "_excluded" / "bluebell" / "flipped.jpg").is_file() and not changed.exists()
+    assert rechecked.args[0]["images"] == 24  # the excluded file is no longer part of the data set
