@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from transferlab.core.catalog import image_file_filter
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.trust_views import ClassifyTrust, answer_label
 from transferlab.gui.widgets import ProbabilityBars, html_text, scaled_pixmap, thumbnail
 from transferlab.gui.worker import TaskGroup, describe_error
@@ -112,6 +113,7 @@ class ClassifyPanel(QWidget):
             if run.has_model:
                 accuracy = run.metrics.get("accuracy")
                 extra = f" — {100 * accuracy:.1f} %" if isinstance(accuracy, float) else ""
+                extra += f" (cv {cv_text_of(run.metrics)})" if cv_text_of(run.metrics) else ""
                 self.run_combo.addItem(f"{run.title()}{extra}  [{run.run_id}]", run.run_id)
         index = self.run_combo.findData(current) if current else 0
         self.run_combo.setCurrentIndex(max(index, 0) if self.run_combo.count() else -1)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from transferlab.core.catalog import EXPORT_FORMAT_TITLES
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.plots import CompareCurves
 from transferlab.gui.worker import TaskGroup, describe_error
 
@@ -163,7 +164,8 @@ class RunsPanel(QWidget):
         for r, run in enumerate(self.runs):
             accuracy = run.metrics.get("accuracy")
             values = [run.title(), run.run_id, run.status + (f" ({run.reason})" if run.reason else ""),
-                      f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—", str(run.epochs_done),
+                      (f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—")
+                      + (f" (cv {cv_text_of(run.metrics)})" if cv_text_of(run.metrics) else ""), str(run.epochs_done),
                       _when(run.created)]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
