@@ -160,10 +160,10 @@ class LibraryWarnings:
 def printable(text: Any) -> str:
     """`text` on one line, showable by any terminal: undecodable file-name bytes as \\xNN, control characters
     as \\n, \\t, \\r or \\xNN, other unpaired surrogates as \\uNNNN. Everything else is kept as it is."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(_escape(c) if not c.isprintable() else c for c in text)
+    line = str(text)
+    if line.isprintable():
+        return line
+    return "".join(_escape(c) if not c.isprintable() else c for c in line)
 
 
 _NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}

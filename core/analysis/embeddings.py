@@ -137,7 +137,7 @@ def embed_files(root: str | os.PathLike[str], paths: Sequence[str], spec: str,
             cache.put(keys[i], vector)
         if use_cache:
             cache.save()
-    stacked = np.stack([cache.get(key) for key in keys]) if keys else np.zeros((0, 0), np.float32)
+    stacked = np.stack([cache.vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32)
     return stacked.astype(np.float32, copy=False), {"cached": len(keys) - len(missing), "computed": len(missing)}
 
 
