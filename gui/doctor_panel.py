@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from transferlab.core.data import fixes
 from transferlab.core.errors import TransferlabError
 from transferlab.core.events import PhaseProgress
+from transferlab.core.kinds import KINDS, kind_named
 from transferlab.core.stopping import StopFlag
 from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.widgets import html_text, scaled_pixmap, thumbnail
@@ -176,7 +177,8 @@ class DoctorPanel(QWidget):
         self.split_combo.clear()
         self.split_combo.addItem("none", None)
         for run in runs:
-            if run.kind == "folder" and self.folder and _same_folder(run.config.get("data_dir", ""), self.folder):
+            uses_folder = run.kind in KINDS and kind_named(run.kind).uses_folder
+            if uses_folder and self.folder and _same_folder(run.config.get("data_dir", ""), self.folder):
                 self.split_combo.addItem(f"{run.title()} ({run.run_id})", run.run_id)
         index = self.split_combo.findData(current)
         self.split_combo.setCurrentIndex(max(index, 0))
