@@ -140,7 +140,7 @@ class LibraryWarnings:
 
     def __exit__(self, *exc: object) -> None:
         warnings.showwarning = self._previous
-        self._filters.__exit__(*exc)
+        self._filters.__exit__(None, None, None)
 
     def _show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
               file: TextIO | None = None, line: str | None = None) -> None:
