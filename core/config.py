@@ -14,6 +14,12 @@ MAX_SEED = 2**32 - 1  # numpy's and Keras' seeds are unsigned 32-bit
 Unfreeze = int | Literal["all"]
 DEFAULT_LEARNING_RATE = 1e-3
 FINETUNE_LEARNING_RATE = 1e-4  # unfrozen pretrained weights need small steps (Keras transfer-learning guide)
+# A frozen run fits only a linear head on fixed features; on 100-2,000 images an epoch is a few steps, and at
+# 1e-3 the head was still far from its best validation loss after 300 epochs on a small noisy set (at 1e-2:
+# early stopping after ~190 epochs, within 0.3 % of the best of a run 10x as long).
+FROZEN_LEARNING_RATE = 1e-2
+FROZEN_EPOCH_CAP, FROZEN_PATIENCE = 300, 20  # a cap that early stopping, not the count, ends
+FINETUNE_EPOCHS, FINETUNE_PATIENCE = 20, 3  # each fine-tuning epoch costs real time: stop soon after the best
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,6 @@ class FolderConfig:
 RunConfig = MnistConfig | FolderConfig
 # config.kind → its config type (the run kinds themselves are described in transferlab.core.kinds)
 _CONFIG_TYPES: dict[str, type[MnistConfig] | type[FolderConfig]] = {cls.kind: cls for cls in get_args(RunConfig)}
-# A frozen run fits only a linear head on fixed features; on 100-2,000 images an epoch is a few steps, and at
-# 1e-3 the head was still far from its best validation loss after 300 epochs on a small noisy set (at 1e-2:
-# early stopping after ~190 epochs, within 0.3 % of the best of a run 10x as long).
-FROZEN_LEARNING_RATE = 1e-2
-FROZEN_EPOCH_CAP, FROZEN_PATIENCE = 300, 20  # a cap that early stopping, not the count, ends
-FINETUNE_EPOCHS, FINETUNE_PATIENCE = 20, 3  # each fine-tuning epoch costs real time: stop soon after the best
 MODE_FIT_KEYS = ("learning_rate", "epochs", "early_stopping_patience")  # what each mode recommends itself
 
 

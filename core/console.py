@@ -125,14 +125,22 @@ class LibraryWarnings:
         self.count = 0
         self.first = ""
         self._previous: Any = None
+        self._filters = warnings.catch_warnings()
 
     def __enter__(self) -> LibraryWarnings:
+        self._filters.__enter__()
+        # A library's warning is a note, never an exception (whatever -W or a test runner says); what Python
+        # hides by default (deprecations and the like, which are for developers) stays hidden.
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
         self._previous = warnings.showwarning
         warnings.showwarning = self._show
         return self
 
     def __exit__(self, *exc: object) -> None:
         warnings.showwarning = self._previous
+        self._filters.__exit__(None, None, None)
 
     def _show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
               file: TextIO | None = None, line: str | None = None) -> None:
@@ -152,10 +160,10 @@ class LibraryWarnings:
 def printable(text: Any) -> str:
     """`text` on one line, showable by any terminal: undecodable file-name bytes as \\xNN, control characters
     as \\n, \\t, \\r or \\xNN, other unpaired surrogates as \\uNNNN. Everything else is kept as it is."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(_escape(c) if not c.isprintable() else c for c in text)
+    line = str(text)
+    if line.isprintable():
+        return line
+    return "".join(_escape(c) if not c.isprintable() else c for c in line)
 
 
 _NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +85,25 @@ def _posix_exists(pid: int) -> bool:
 
 
 def _windows_start(pid: int) -> str | None:  # pragma: no cover - exercised on Windows only
-    import ctypes
-    from ctypes import wintypes
+    # Called only where os.name == "nt"; the platform check also tells mypy to check this block for Windows
+    # only (ctypes.WinDLL exists only there).
+    if sys.platform == "win32":
+        import ctypes
+        from ctypes import wintypes
 
-    query_limited_information, still_active = 0x1000, 259
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    handle = kernel32.OpenProcess(query_limited_information, False, pid)
-    if not handle:
-        return "windows:?" if ctypes.get_last_error() == 5 else None  # access denied: it exists
-    try:
-        code = wintypes.DWORD()
-        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value != still_active:
-            return None
-        times = [wintypes.FILETIME() for _ in range(4)]
-        if not kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
-            return "windows:?"
-        return f"windows:{(times[0].dwHighDateTime << 32) | times[0].dwLowDateTime}"
-    finally:
-        kernel32.CloseHandle(handle)
+        query_limited_information, still_active = 0x1000, 259
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        handle = kernel32.OpenProcess(query_limited_information, False, pid)
+        if not handle:
+            return "windows:?" if ctypes.get_last_error() == 5 else None  # access denied: it exists
+        try:
+            code = wintypes.DWORD()
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value != still_active:
+                return None
+            times = [wintypes.FILETIME() for _ in range(4)]
+            if not kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
+                return "windows:?"
+            return f"windows:{(times[0].dwHighDateTime << 32) | times[0].dwLowDateTime}"
+        finally:
+            kernel32.CloseHandle(handle)
+    return None

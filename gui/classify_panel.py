@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from transferlab.core.atomic import write_text_atomic
 from transferlab.core.catalog import image_file_filter
 from transferlab.core.kinds import KINDS
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.trust_views import ClassifyTrust, answer_label
 from transferlab.gui.widgets import ProbabilityBars, html_text, scaled_pixmap, thumbnail
 from transferlab.gui.worker import TaskGroup, describe_error
@@ -182,6 +183,7 @@ class ClassifyPanel(QWidget):
         for run in listed:
             accuracy = run.metrics.get("accuracy")
             extra = f" — {100 * accuracy:.1f} %" if isinstance(accuracy, float) else ""
+            extra += f" (cv {cv_text_of(run.metrics)})" if cv_text_of(run.metrics) else ""
             state = "" if run.status == "finished" else f" ({run.status})"
             self.run_combo.addItem(f"{run.title()}{extra}{state}  [{run.run_id}]", run.run_id)
             self.run_combo.setItemData(self.run_combo.count() - 1, run.title(), Qt.ItemDataRole.ToolTipRole)

@@ -41,6 +41,8 @@ from transferlab.core.records import Comparison
 from transferlab.core.runs.store import RunStore
 from transferlab.gui.classify_panel import ClassifyPanel
 from transferlab.gui.data_panel import DataPanel
+from transferlab.gui.doctor_panel import DoctorPanel
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.model_panel import ModelPanel
 from transferlab.gui.results_panel import ResultsPanel
 from transferlab.gui.runs_panel import RunsPanel
@@ -93,6 +95,8 @@ class MainWindow(QMainWindow):
                               (self.training_panel, "3 · Training"), (self.results_panel, "4 · Results"),
                               (self.runs_panel, "5 · Runs && compare"), (self.classify_panel, "6 · Classify")):
             self.tabs.addTab(widget, title)
+        self.doctor_panel = DoctorPanel(self.store)  # the data doctor (issue 9): optional, right after Data
+        self.tabs.insertTab(1, self.doctor_panel, "Check data")
 
         self.train_button = QPushButton("▶  Train")
         self.train_button.setToolTip("Train the model on the chosen data (Ctrl+Return)")
@@ -143,6 +147,7 @@ class MainWindow(QMainWindow):
         self.runs_panel.exportMessage.connect(self._on_export_message)
         self.runs_panel.startFrom.connect(self.start_from_run)
         self.tabs.currentChanged.connect(self._on_tab)
+        self._connect_doctor()
 
     def _build_menus(self) -> None:
         menu = self.menuBar()
@@ -244,6 +249,7 @@ class MainWindow(QMainWindow):
         summary = self.data_panel.scan_summary
         if kind_named(kind).uses_folder and summary:
             self.model_panel.set_class_count(len(summary.get("classes", [])))
+            self.model_panel.set_folder_size(int(summary.get("images", 0)))
 
     # ---- training ----
 
@@ -273,7 +279,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"This folder can't be used for training: {self.data_panel.scan_error}", "error")
             return None
         try:
-            config = self.model_panel.build_config(kind, folder)
+            config = self.model_panel.compare_config(folder) if compare else self.model_panel.build_config(kind, folder)
         except Exception as exc:  # ConfigError (a bad value) or anything unexpected: show it, never crash
             logger.exception("building the run config")
             self.show_message(f"Check the settings: {exc}", "error")
@@ -292,7 +298,8 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.training_panel)
         self.training = self.tasks.start(
             "compare" if compare else "training",
-            compare_fn(config, self.store) if compare else training_fn(config, self.store),
+            compare_fn(config, self.store, self.model_panel.explicit_fit()) if compare
+            else training_fn(config, self.store),
             reported=self._on_training_event, returned=self._on_training_returned, errored=self._on_training_errored,
             finished=self._on_training_finished, supersede=False)
         self._set_running(True)
@@ -360,10 +367,8 @@ class MainWindow(QMainWindow):
                 self.show_message(f"Frozen run {frozen.status}; fine-tuned run "
                                   f"{tuned.status or ''} {tuned.reason or ''}".strip(), "warning")
             else:
-                diff = result.differences.get("accuracy")
-                note = f": fine-tuning changed accuracy by {100 * diff:+.2f} points" if isinstance(diff, float) else ""
-                self.show_message(f"Frozen and fine-tuned runs trained on the same split{note}. "
-                                  "See Runs & compare.", "success")
+                self.show_message("Frozen and fine-tuned runs trained on the same split, each with its own mode's "
+                                  f"settings. {result.headline} See Runs & compare.", "success")
             self.tabs.setCurrentWidget(self.runs_panel)
             return
         if result.status == "failed":
@@ -373,6 +378,7 @@ class MainWindow(QMainWindow):
         else:
             report = result.report
             note = f" — {report.eval_set} accuracy {100 * report.accuracy:.2f} %" if report is not None else ""
+            note += f"; cross-validated {cv_text_of(result.metrics)}" if cv_text_of(result.metrics) else ""
             self.show_message(f"Run {result.run_id} finished{note}." + (f" ({result.reason})" if result.reason
                                                                           else ""), "success")
         if result.report is not None:
@@ -394,8 +400,29 @@ class MainWindow(QMainWindow):
         if new_run and not isinstance(self.last_result, Comparison):
             self.runs_panel.select([new_run])
         self.classify_panel.refresh_runs(self.runs_panel.runs, follow=new_run)
+        self.doctor_panel.set_runs(self.runs_panel.runs)
         self.training = None
         self.trainingFinished.emit(self.last_result if task is not None and task.error is None else None)
+
+    # ---- the data check (gui/doctor_panel.py) ----
+
+    def _connect_doctor(self) -> None:
+        self.doctor_panel.message.connect(self.show_message)
+        self.doctor_panel.retrainRequested.connect(self._retrain_after_check)
+        self.data_panel.sourceChanged.connect(self._doctor_follow_source)
+        self.model_panel.backbone_combo.currentTextChanged.connect(self._doctor_follow_source)
+
+    def _doctor_follow_source(self, *_args: Any) -> None:
+        kind, folder = self.data_panel.source()
+        folder = folder if kind_named(kind).uses_folder else ""
+        self.doctor_panel.set_source(folder, self.model_panel.backbone_combo.currentText().strip())
+        self.doctor_panel.set_runs(self.runs_panel.runs)
+
+    def _retrain_after_check(self) -> None:
+        """The data check's "Retrain": a frozen run on the (fixed) folder; its features come from the check's
+        cache, so only the head trains."""
+        self.model_panel.frozen_radio.setChecked(True)
+        self.start_training()
 
     # ---- other views ----
 

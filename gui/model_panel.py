@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from functools import partial
 from typing import Any
 
@@ -35,18 +34,20 @@ from PySide6.QtWidgets import (
 from transferlab.core.catalog import BUNDLED_BACKBONES, MNIST_MODEL_TITLES, MnistModel
 from transferlab.core.config import (
     DEFAULT_LEARNING_RATE,
-    FINETUNE_LEARNING_RATE,
     FitOptions,
     FolderConfig,
     MnistConfig,
     RunConfig,
+    TransferMode,
     Unfreeze,
+    folder_config_for,
     mnist_preset,
 )
 from transferlab.core.errors import TransferlabError
 from transferlab.core.kinds import MNIST, kind_named
 from transferlab.core.stopping import StopFlag
 from transferlab.core.training.kinds import ModelPreview, model_preview
+from transferlab.gui.honest_numbers import CV_AUTO_MAX_IMAGES, CV_FOLDS, ModeChoices
 from transferlab.gui.widgets import friendly_error, html_text, line_edit
 from transferlab.gui.worker import TaskCancelled, TaskGroup, describe_error
 
@@ -85,6 +86,8 @@ class ModelPanel(QWidget):
         self._summary_key: SummaryKey | None = None
         self._lr_schedule = "constant"
         self._label_smoothing = 0.0
+        self.mode_choices = ModeChoices()  # per transfer mode: the learning rate / epochs the user set
+        self._cv_chosen = False  # the user ticked or unticked cross-validation: no more automatic choice
         self.tasks = TaskGroup(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -144,7 +147,7 @@ class ModelPanel(QWidget):
             lambda value: self.unfreeze_spin.setSuffix(" block" if value == 1 else " blocks"))
         self.unfreeze_all = QCheckBox("all")
         self.finetune_radio.toggled.connect(self._update_enabled)
-        self.finetune_radio.toggled.connect(self._follow_mode_learning_rate)
+        self.finetune_radio.toggled.connect(self._follow_mode_fit)
         self.unfreeze_all.toggled.connect(self._update_enabled)
         # The summary shows what trains, so it follows the mode and the number of unfrozen blocks.
         for changed in (self.finetune_radio.toggled, self.unfreeze_all.toggled, self.unfreeze_spin.valueChanged):
@@ -160,6 +163,7 @@ class ModelPanel(QWidget):
         folder_layout.addLayout(backbone_row)
         folder_layout.addWidget(self.frozen_radio)
         folder_layout.addLayout(tune_row)
+        folder_layout.addWidget(self._build_cv_check())
         folder_layout.addWidget(self.compare_button)
         folder_layout.addLayout(self._build_folder_options())
         self.skip_empty_check = QCheckBox("Leave out empty class folders")
@@ -210,7 +214,8 @@ class ModelPanel(QWidget):
         self.early_spin.setRange(1, 50)
         self.early_spin.setValue(3)
         self.early_spin.setSuffix(" epochs")
-        self.early_check.setToolTip("Keeps the weights of the best epoch (needs a validation set)")
+        self.early_check.setToolTip("Keeps the weights of the best epoch (needs a validation set). Folder runs "
+                                    "stop early by their mode's own rule; tick this to set the patience yourself.")
         self.early_check.toggled.connect(self.early_spin.setEnabled)
         self.early_spin.setEnabled(False)
         early_row = QHBoxLayout()
@@ -321,6 +326,8 @@ class ModelPanel(QWidget):
         if changed:
             if uses_folder:
                 self._apply_fit(FolderConfig(data_dir=".").fit, augment=False)
+                self.mode_choices.reset()
+                self._show_mode_fit(self.mode())
             else:
                 self.apply_preset(self.mnist_model())
         self._update_enabled()
@@ -361,12 +368,47 @@ class ModelPanel(QWidget):
         if folder:
             self.backbone_combo.setEditText(folder)
 
-    def _follow_mode_learning_rate(self, finetune: bool) -> None:
-        """Switch to the mode's default learning rate, unless the user chose their own."""
-        old, new = ((DEFAULT_LEARNING_RATE, FINETUNE_LEARNING_RATE) if finetune
-                    else (FINETUNE_LEARNING_RATE, DEFAULT_LEARNING_RATE))
-        if math.isclose(self.lr_spin.value(), old):
-            self.lr_spin.setValue(new)
+    def _follow_mode_fit(self, finetune: bool) -> None:
+        """Each mode keeps its own learning rate and epochs: what the user set for the mode being left is
+        remembered for it (and for its arm in "frozen vs fine-tuned"); the other mode's are shown."""
+        left = "frozen" if finetune else "finetune"
+        self.mode_choices.remember(left, self.lr_spin.value(), self.epochs_spin.value())
+        self._show_mode_fit("finetune" if finetune else "frozen")
+
+    def _show_mode_fit(self, mode: str) -> None:
+        learning_rate, epochs = self.mode_choices.shown(mode)
+        self.lr_spin.setValue(learning_rate)
+        self.epochs_spin.setValue(epochs)
+
+    def mode(self) -> TransferMode:
+        return "finetune" if self.finetune_radio.isChecked() else "frozen"
+
+    def explicit_fit(self) -> dict[str, dict[str, Any]]:
+        """For "frozen vs fine-tuned": per mode, the values the user set away from that mode's own (the current
+        mode's from the form, the other's as last set); each applies to its own arm only."""
+        return self.mode_choices.per_arm(self.mode(), self.lr_spin.value(), self.epochs_spin.value())
+
+    def _build_cv_check(self) -> QCheckBox:
+        self.cv_check = QCheckBox(f"Cross-validate the head over {CV_FOLDS} folds (frozen runs: reuses the cached "
+                                  "features, costs seconds)")
+        self.cv_check.setToolTip("Reports accuracy as mean ± spread over the folds, so one lucky or unlucky "
+                                 f"validation split can't mislead. On by default for folders of up to "
+                                 f"{CV_AUTO_MAX_IMAGES:,} images.")
+        self.cv_check.clicked.connect(self._on_cv_clicked)
+        return self.cv_check
+
+    def _on_cv_clicked(self) -> None:
+        self._cv_chosen = True
+
+    def set_folder_size(self, images: int) -> None:
+        """Cross-validation on by default for folders small enough that it costs little."""
+        if not self._cv_chosen:
+            self.cv_check.setChecked(0 < images <= CV_AUTO_MAX_IMAGES)
+
+    def compare_config(self, folder: str) -> FolderConfig:
+        """The base config of "frozen vs fine-tuned": the frozen arm is cross-validated when the option is on
+        (its spread is the noise the comparison's headline quotes)."""
+        return dataclasses.replace(self._folder_config(folder), cv_folds=CV_FOLDS if self.cv_check.isChecked() else 0)
 
     def _update_enabled(self) -> None:
         finetune = self.finetune_radio.isChecked()
@@ -396,13 +438,20 @@ class ModelPanel(QWidget):
 
     def _folder_config(self, folder: str) -> FolderConfig:
         unfreeze: Unfreeze = "all" if self.unfreeze_all.isChecked() else self.unfreeze_spin.value()
-        return FolderConfig(data_dir=folder, backbone=self.backbone_combo.currentText().strip(),
-                            mode="finetune" if self.finetune_radio.isChecked() else "frozen",
+        mode = self.mode()
+        base = FolderConfig(data_dir=folder, backbone=self.backbone_combo.currentText().strip(), mode=mode,
                             unfreeze=unfreeze, augment=self.augment_check.isChecked(), fit=self.fit_options(),
                             skip_empty_classes=self.skip_empty_check.isChecked(), name=self.name_edit.text().strip(),
+                            cv_folds=CV_FOLDS if self.cv_check.isChecked() and mode == "frozen" else 0,
                             test_split=round(self.test_spin.value(), 4),
                             val_dir=self.val_dir_edit.text().strip() or None,
                             split_from_run=self.split_from_run or None, init_from_run=self.init_from_run or None)
+        # Learning rate, epochs and early stopping: the mode's own, except what the user set for this mode
+        # (early stopping: the patience in the form when its box is ticked).
+        explicit = self.mode_choices.chosen(mode, self.lr_spin.value(), self.epochs_spin.value())
+        if self.early_check.isChecked():
+            explicit["early_stopping_patience"] = self.early_spin.value()
+        return folder_config_for(mode, base, explicit)
 
     # ---- summary ----
 

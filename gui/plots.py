@@ -1,15 +1,14 @@
 """Embedded matplotlib plots. Artists are created once and their data updated; redraws are throttled by a
-QTimer (at most ~10 a second), never one per event."""
+QTimer (at most ~10 a second), never one per event.
+
+The canvases are FigureCanvasQTAgg on plain Figures: pyplot's global backend is never needed (and may already
+be set by a library that imported pyplot headless, e.g. keras.visualization)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("QtAgg")
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg

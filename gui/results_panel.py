@@ -30,6 +30,7 @@ from transferlab.core.analysis.samples import EvaluationSamples
 from transferlab.core.records import EvaluationReport, Mistake, SampleId
 from transferlab.core.runs.store import RunInfo, RunStore
 from transferlab.core.training.kinds import evaluation_samples
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.plots import ConfusionPlot
 from transferlab.gui.trust_views import CalibrationPage, GalleryHeatmaps
 from transferlab.gui.widgets import gray_qimage, html_text, thumbnail
@@ -188,7 +189,7 @@ class ResultsPanel(QWidget):
         self.header.setText(
             f"<b>{html_text(info.title())}</b> ({info.run_id}) — on the {report.eval_set} set of {report.samples} "
             f"images: <span style='font-size:14pt'><b>accuracy {100 * report.accuracy:.2f} %</b></span>, "
-            f"loss {report.loss:.4f}; {_misclassified_note(report)}.")
+            f"loss {report.loss:.4f}; {_misclassified_note(report)}.{_cv_note(report)}")
         self.confusion.set_matrix([list(row) for row in report.confusion_matrix], list(report.class_names))
         for mistake in report.misclassified[:MAX_SHOWN]:
             self._add_item(self.misclassified, mistake.id, self._caption(report, mistake))
@@ -277,6 +278,16 @@ def _misclassified_note(report: EvaluationReport) -> str:
     wrong = report.wrong
     shown = min(MAX_SHOWN, len(report.misclassified))
     return f"{wrong} misclassified" + (f" (the {shown} most confident shown)" if shown < wrong else "")
+
+
+def _cv_note(report: EvaluationReport) -> str:
+    """The cross-validated accuracy of a run that has one (report.extras["cv"]), as a second line."""
+    text = cv_text_of(report.extras)
+    if not text:
+        return ""
+    images = report.extras["cv"].get("samples", "?")
+    return (f"<br>Cross-validated (a head on the cached features of {images} images): <span style='font-size:14pt'>"
+            f"<b>{html_text(text)}</b></span> — one split's accuracy can move by about the spread.")
 
 
 def _short(text: str, limit: int = 12) -> str:

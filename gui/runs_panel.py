@@ -42,6 +42,7 @@ from transferlab.core.catalog import EXPORT_FORMATS
 from transferlab.core.deploy.export_trust import EXTRA_FOLDER, LABELS_NAME
 from transferlab.core.kinds import KINDS
 from transferlab.core.runs.store import MAX_LABEL_CHARS
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.plots import CompareCurves
 from transferlab.gui.worker import TaskGroup, describe_error
 
@@ -705,6 +706,7 @@ def _short_title(run: Any) -> str:
 def _row_values(run: Any, best: bool, pair: tuple[int, str, str] | None) -> list[tuple[str, Any]]:
     accuracy = run.metrics.get("accuracy")
     shown = f"{100 * accuracy:.2f} %" if isinstance(accuracy, float) else "—"
+    shown += f" (cv {cv_text_of(run.metrics)})" if cv_text_of(run.metrics) else ""
     return [(run.title() + ("  ✎" if run.notes else ""), run.title().lower()),
             (run.run_id, run.run_id),
             (run.status + (f" ({run.reason})" if run.reason else ""), (run.status, run.reason)),

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QS
 
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
 from transferlab.core.kinds import kind_of
+from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.plots import TRAINING_STARTING, TrainingCurves
 from transferlab.gui.widgets import html_text
 
@@ -82,6 +83,7 @@ class TrainingPanel(QWidget):
         elif isinstance(event, RunFinished):
             report = event.report
             result = f", {report.eval_set} accuracy {report.accuracy:.4f}" if report is not None else ""
+            result += f"; cross-validated {cv_text_of(event.metrics)}" if cv_text_of(event.metrics) else ""
             reason = f" ({event.reason})" if event.reason else ""
             self.append(f"run {event.run_id} {event.status}{reason}{result}")
             color = {"finished": "#060", "stopped": "#a60"}.get(event.status, "#a00")

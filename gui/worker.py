@@ -276,12 +276,13 @@ def training_fn(config: Any, store: Any) -> TaskFn:
     return train
 
 
-def compare_fn(config: Any, store: Any) -> TaskFn:
-    """Frozen and fine-tuned runs on the same split: core.training.compare.compare_frozen_finetune."""
+def compare_fn(config: Any, store: Any, explicit: dict[str, dict[str, Any]] | None = None) -> TaskFn:
+    """Frozen and fine-tuned runs on the same split: core.training.compare.compare_frozen_finetune; `explicit`
+    holds the values the user set for one arm (the rest are each mode's own)."""
 
     def compare(report: Report, stop: StopFlag) -> Any:
         from transferlab.core.training.compare import compare_frozen_finetune
 
-        return compare_frozen_finetune(config, report, stop, store)
+        return compare_frozen_finetune(config, report, stop, store, explicit=explicit)
 
     return compare

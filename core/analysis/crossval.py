@@ -108,7 +108,7 @@ def cv_report(probabilities: np.ndarray, labels: np.ndarray, fold_of: np.ndarray
     "per_fold": [{"fold", "samples", "accuracy", "recall": {class: r}}], "per_class_recall": {class: {"mean",
     "std"}}, "samples", "text"}."""
     predicted_all = probabilities.argmax(1)
-    per_fold = []
+    per_fold: list[dict[str, Any]] = []
     for k in range(int(fold_of.max()) + 1):
         test = fold_of == k
         predicted, truth = predicted_all[test], labels[test]
@@ -117,12 +117,12 @@ def cv_report(probabilities: np.ndarray, labels: np.ndarray, fold_of: np.ndarray
         per_fold.append({"fold": k + 1, "samples": int(test.sum()), "accuracy": float(np.mean(predicted == truth)),
                          "recall": recall})
     accuracies = np.array([f["accuracy"] for f in per_fold])
-    per_class = {}
+    per_class: dict[str, dict[str, float]] = {}
     for name in class_names:
         values = [f["recall"][name] for f in per_fold if name in f["recall"]]
         if values:
             per_class[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
-    report = {"folds": len(per_fold), "accuracy_mean": float(accuracies.mean()),
+    report: dict[str, Any] = {"folds": len(per_fold), "accuracy_mean": float(accuracies.mean()),
               "accuracy_std": float(accuracies.std()), "per_fold": per_fold, "per_class_recall": per_class,
               "samples": len(labels)}
     report["text"] = cv_text(report)

@@ -71,14 +71,16 @@ def perceptual_hashes(root: str | os.PathLike[str], paths: Sequence[str],
 def hash_distances(hashes: np.ndarray) -> np.ndarray:
     """[n, n] number of differing bits between every two hashes."""
     xor = np.bitwise_xor(hashes[:, None], hashes[None, :])
-    return np.bitwise_count(xor).astype(np.int16)
+    distances: np.ndarray = np.bitwise_count(xor).astype(np.int16)
+    return distances
 
 
 def cosine_matrix(embeddings: np.ndarray) -> np.ndarray:
     vectors = np.asarray(embeddings, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = vectors / np.maximum(norms, 1e-12)
-    return unit @ unit.T
+    similarities: np.ndarray = unit @ unit.T
+    return similarities
 
 
 def near_duplicate_groups(hashes: np.ndarray, embeddings: np.ndarray | None = None, *,
@@ -149,8 +151,8 @@ def cached_perceptual_hashes(root: str, paths: Sequence[str], progress: Callable
     for i, value in zip(missing, computed, strict=True):
         hashes[i] = value
         if cache is not None:
-            chunks = [(int(value) >> shift) & 0xFFFF for shift in (48, 32, 16, 0)]
-            cache.put(keys[i], np.array(chunks, dtype=np.float32))
+            words = [(int(value) >> shift) & 0xFFFF for shift in (48, 32, 16, 0)]
+            cache.put(keys[i], np.array(words, dtype=np.float32))
     if cache is not None:
         cache.save()
     return hashes

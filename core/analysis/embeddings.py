@@ -110,6 +110,7 @@ def embed_files(root: str | os.PathLike[str], paths: Sequence[str], spec: str,
 
     Every path must be a readable image (scan the folder first); ImageError/DataError otherwise."""
     from transferlab.core.models.backbones import resolve_backbone
+    from transferlab.core.models.building import building_models
     from transferlab.core.models.transfer import EXTRACT_BATCH, inference_function, run_once
 
     cache = EmbeddingCache.for_backbone(spec) if use_cache else EmbeddingCache(Path(os.devnull) / "none")
@@ -117,9 +118,10 @@ def embed_files(root: str | os.PathLike[str], paths: Sequence[str], spec: str,
     missing = [i for i, key in enumerate(keys) if cache.get(key) is None]
     total_batches = -(-len(missing) // EXTRACT_BATCH)
     if missing:
-        backbone = resolve_backbone(spec)
-        size = (int(backbone.info.input_size[0]), int(backbone.info.input_size[1]))
-        forward = inference_function(backbone.build_extractor())
+        with building_models():  # Keras builds through process-wide state: one build at a time (GUI tasks)
+            backbone = resolve_backbone(spec)
+            size = (int(backbone.info.input_size[0]), int(backbone.info.input_size[1]))
+            forward = inference_function(backbone.build_extractor())
         done = 0
 
         def tick() -> None:
@@ -135,7 +137,7 @@ def embed_files(root: str | os.PathLike[str], paths: Sequence[str], spec: str,
             cache.put(keys[i], vector)
         if use_cache:
             cache.save()
-    stacked = np.stack([cache.get(key) for key in keys]) if keys else np.zeros((0, 0), np.float32)
+    stacked = np.stack([cache.vectors[key] for key in keys]) if keys else np.zeros((0, 0), np.float32)
     return stacked.astype(np.float32, copy=False), {"cached": len(keys) - len(missing), "computed": len(missing)}
 
 

@@ -36,7 +36,8 @@ def normalise(embeddings: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32); an all-zero row stays zero (and is far from everything)."""
     x = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    unit: np.ndarray = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return unit
 
 
 def knn_distance(bank: np.ndarray, queries: np.ndarray, k: int = K_NEIGHBOURS, *,

@@ -103,7 +103,8 @@ def save_trust(store: RunStore, run_id: str, calibration: Calibration, bank: np.
     """Store the calibration and the unknown check; returns the default thresholds."""
     thresholds = heldout.thresholds(rate)
     store.write_json(run_id, CALIBRATION_FILE, calibration.to_dict())
-    arrays = heldout.arrays()
+    # Any values: numpy's stub would let a dict[str, ndarray] fill savez's allow_pickle: bool
+    arrays: dict[str, Any] = heldout.arrays()
     if bank is not None:
         arrays["bank"] = np.asarray(bank, dtype=np.float16)
     with atomic_target(store.get(run_id).path / UNKNOWN_ARRAYS) as tmp, open(tmp, "wb") as handle:

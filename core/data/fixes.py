@@ -96,7 +96,7 @@ def undo_last(root: str | os.PathLike[str]) -> dict[str, Any]:
     journal = read_journal(root)
     if not journal["changes"]:
         raise DataError(f"expected a change to undo in {root}, got an empty journal")
-    change = journal["changes"][-1]
+    change: dict[str, Any] = journal["changes"][-1]
     moved = _inside(root, change["to"], "journal entry")
     back = _inside(root, change["from"], "journal entry")
     if not moved.is_file():

@@ -340,9 +340,10 @@ def keep_groups_together(split: DataSplit, groups: Sequence[Sequence[str]]) -> t
             to_train.update(p for p in group if part_of.get(p) != "train")
     if not to_train:
         return split, 0
-    parts = {part: tuple(item for item in getattr(split, part) if item[0] not in to_train) for part in ("val", "test")}
-    moved_items = [item for part in ("val", "test") for item in getattr(split, part) if item[0] in to_train]
-    return dataclasses.replace(split, train=tuple(sorted([*split.train, *moved_items])), **parts), moved
+    val = tuple(item for item in split.val if item[0] not in to_train)
+    test = tuple(item for item in split.test if item[0] not in to_train)
+    moved_items = [item for item in (*split.val, *split.test) if item[0] in to_train]
+    return dataclasses.replace(split, train=tuple(sorted([*split.train, *moved_items])), val=val, test=test), moved
 
 
 def split_from_folders(train_scan: FolderScan, val_scan: FolderScan, test_fraction: float = 0.0,

@@ -120,7 +120,8 @@ class Explainer:
         maps = self._cam_maps(x)[0]
         kernel = np.asarray(self._head_dense.kernel)
         weights = kernel[:, class_index] - kernel.mean(axis=1)
-        return maps @ weights
+        heatmap: np.ndarray = maps @ weights
+        return heatmap
 
     def _cam_prediction(self, name: str, seen: np.ndarray, top_k: int) -> Explanation:
         """Probabilities, distance and heatmap from one forward pass (method "cam")."""
@@ -155,7 +156,8 @@ class Explainer:
         if maps.ndim == 2:  # a 2-D map (H, W) without channels
             maps, grads = maps[..., None], grads[..., None]
         weights = grads.mean(axis=(0, 1))
-        return maps @ weights
+        heatmap: np.ndarray = maps @ weights
+        return heatmap
 
     def _occlusion(self, x: np.ndarray, class_index: int) -> np.ndarray:
         image = x[0]
@@ -171,7 +173,8 @@ class Explainer:
                 covered[rows[r]:rows[r + 1], cols[c]:cols[c + 1]] = fill
                 batch.append(covered)
         probabilities = self.classifier._forward(np.stack(batch), with_embedding=False)[0][:, class_index]
-        return (probabilities[0] - probabilities[1:]).reshape(grid, grid)
+        drops: np.ndarray = (probabilities[0] - probabilities[1:]).reshape(grid, grid)
+        return drops
 
 
 def _choose_method(model: keras.Model) -> tuple[str, Any, Any]:
@@ -272,7 +275,8 @@ def overlay(seen: np.ndarray, heatmap: np.ndarray, min_side: int = OVERLAY_MIN_S
     heat = resize_map(heatmap, image.shape[:2])
     colours, alpha = heat_colours(heat)
     blended = image.astype(np.float32) * (1 - alpha[..., None]) + colours.astype(np.float32) * alpha[..., None]
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    painted: np.ndarray = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return painted
 
 
 def write_explanation(explanation: Explanation, folder: str | os.PathLike[str]) -> tuple[Path, Path] | None:

@@ -48,7 +48,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
                out: str | os.PathLike[str] | None = None, *, force: bool = False) -> Path:
     """Write the run's model in `fmt` (keras | savedmodel | tflite), verify it, record it; return its path.
     See the module docstring for where it goes; `force` lets a keras/tflite export replace an existing file."""
-    if fmt not in FORMATS:
+    if not is_export_format(fmt):
         raise ConfigError(f"export format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     store = store or RunStore()
     run_id = store.resolve(run_id)
@@ -134,7 +134,12 @@ def export_run(run_id: str, fmt: str, store: RunStore | None = None,
     return target
 
 
-def plan_target(store: RunStore, run_id: str, fmt: str, out: str | os.PathLike[str] | None,
+def is_export_format(text: str) -> TypeGuard[ExportFormat]:
+    """True when `text` names an export format (then a type checker knows it is an ExportFormat)."""
+    return text in FORMATS
+
+
+def plan_target(store: RunStore, run_id: str, fmt: ExportFormat, out: str | os.PathLike[str] | None,
                 force: bool = False) -> tuple[Path, bool, bool]:
     """(path, numbered: try <name>-2, -3... while taken, replace: replace the existing file at path).
     Raises ConfigError for a target that must not be touched; see the module docstring."""

@@ -82,7 +82,8 @@ def trusted_serving_module(model: Any, input_shape: tuple[int, ...], class_names
     names = tf.constant(class_names)
     temperature = float(trust.temperature)
     confidence_threshold = float(thresholds.confidence) if thresholds else 0.0
-    distance_threshold = float(thresholds.distance) if use_distance and thresholds else 2.0
+    distance_threshold = (float(thresholds.distance)
+                          if use_distance and thresholds and thresholds.distance is not None else 2.0)
 
     class TrustedServing(tf.Module):
         def __init__(self) -> None:

@@ -375,7 +375,8 @@ class HubFeatureLayer(keras.layers.Layer):
             raise ModelError(f"expected a TF Hub layer pinned to its backbone by a sha256, got handle "
                              f"{config.get('handle')!r:.200} with sha256 {got} (refused: a model file cannot choose "
                              "which SavedModel runs; a run saved before backbones were pinned must be trained again)")
-        return super().from_config(config)
+        layer: HubFeatureLayer = super().from_config(config)  # Keras is untyped: Layer.from_config is Any
+        return layer
 
 
 def _keras_name(tf_name: str) -> str:

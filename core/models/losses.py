@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 
@@ -16,10 +18,10 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = float(label_smoothing)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:  # Keras tensors (untyped)
         classes = keras.ops.shape(y_pred)[-1]
         labels = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), classes)
         return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.label_smoothing)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "label_smoothing": self.label_smoothing}

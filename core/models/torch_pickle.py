@@ -111,6 +111,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
     OrderedDicts this load created; no opcode can make an instance of a class or change an allowed object."""
 
     dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
+    stack: list[Any]  # the unpickler's value stack (set by load(); typeshed leaves _Unpickler's internals out)
 
     def __init__(self, file: BinaryIO, source: str, allowed: dict[tuple[str, str], Any]) -> None:
         super().__init__(file)
@@ -139,7 +140,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
         return _StorageRef(key=pid[2], dtype=dtype, numel=numel)
 
     def load_reduce(self) -> None:
-        super().load_reduce()
+        super().load_reduce()  # type: ignore[misc]  # typeshed omits _Unpickler's opcode methods
         self._created.append(self.stack[-1])
 
     def load_build(self) -> None:
@@ -149,7 +150,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
         if not (ours and type(target) is collections.OrderedDict and _is_attribute_state(state)):
             raise ModelError(f"expected attributes only for OrderedDicts in weights file {self._source}, got "
                              f"an attempt to set attributes of a {type(target).__name__} (refused)")
-        super().load_build()
+        super().load_build()  # type: ignore[misc]  # typeshed omits _Unpickler's opcode methods
 
     def _refuse_instance(self) -> None:
         raise ModelError(f"expected only tensors and OrderedDicts in weights file {self._source}, got an "

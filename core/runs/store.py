@@ -118,7 +118,7 @@ class RunInfo:
 def check_run_id(text: Any) -> str:
     """`text` if it can only name a folder directly inside the store; RunStoreError (one line) saying why not."""
     problem = _id_problem(text)
-    if problem:
+    if problem or not isinstance(text, str):  # _id_problem refuses non-text; isinstance also tells mypy
         raise RunStoreError(f"expected a run id from 'transferlab runs list' (the name of a run folder), "
                             f"got {_shown(text)}: {problem}")
     return text
@@ -235,7 +235,7 @@ class RunStore:
             runs.append(run)
         return sorted(runs, key=lambda run: (run.created, run.run_id), reverse=True)
 
-    def trashed(self) -> list[RunInfo]:
+    def trashed(self) -> builtins.list[RunInfo]:
         """The runs in the trash, most recently deleted first."""
         trash = self._trash(create=False)
         runs = []
@@ -359,7 +359,7 @@ class RunStore:
         logger.info("moved run %s to the trash as %s", path.name, name)
         return name
 
-    def delete_runs(self, run_ids: list[str], purge: bool = False) -> list[str]:
+    def delete_runs(self, run_ids: builtins.list[str], purge: bool = False) -> builtins.list[str]:
         """Delete several runs: every id is resolved and checked first, so a typo or a run still training
         deletes nothing. With purge, ids of runs already in the trash are removed from it for good. Returns
         the names in the trash (or the purged names)."""
@@ -481,7 +481,7 @@ class RunStore:
             return path
         raise RunStoreError(f"expected a free run id in {self.root}, got {_CREATE_ATTEMPTS} taken ones")
 
-    def _folder_names(self, folder: Path) -> list[str]:
+    def _folder_names(self, folder: Path) -> builtins.list[str]:
         """Names of the real folders (not links) directly inside `folder` that are valid run ids."""
         try:
             entries = list(os.scandir(folder))
@@ -725,7 +725,8 @@ def _json_kind(value: Any) -> str:
 
 
 def _json_kind_name(kind: type) -> str:
-    return {dict: "a JSON object", list: "a JSON list"}.get(kind, kind.__name__)
+    names: dict[type, str] = {dict: "a JSON object", list: "a JSON list"}
+    return names.get(kind, kind.__name__)
 
 
 def _file_kind(mode: int) -> str:

@@ -46,19 +46,19 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     cluster names no "chief" task)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
-    if task_type is None:
+    if resolver is None or task_type is None:
         return True
     if task_type == "chief":
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "worker" and not has_chief and int(resolver.task_id or 0) == 0
+    return bool(task_type == "worker" and not has_chief and int(resolver.task_id or 0) == 0)
 
 
 def describe(strategy: tf.distribute.Strategy) -> dict[str, Any]:
     """What the run's data summary says about where it trained."""
     resolver = getattr(strategy, "cluster_resolver", None)
     entry: dict[str, Any] = {"strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync)}
-    if getattr(resolver, "task_type", None) is not None:
+    if resolver is not None and getattr(resolver, "task_type", None) is not None:
         entry["workers"] = sum(len(v) for v in resolver.cluster_spec().as_dict().values())
     return entry
 

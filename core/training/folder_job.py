@@ -200,7 +200,7 @@ class FolderJob:
             def source(part: str) -> Source:
                 return cache[part]
         else:
-            image_size = tuple(int(s) for s in model.input_shape[1:3])
+            image_size = (int(model.input_shape[1]), int(model.input_shape[2]))
             probe_model = model
 
             def source(part: str) -> Source:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import keras
 import numpy as np
@@ -29,7 +29,7 @@ from transferlab.core.training.jobs import JobContext, StopRequested
 logger = logging.getLogger(__name__)
 
 EAGER_BATCH = 256
-Source = tuple[np.ndarray, np.ndarray] | tf.data.Dataset  # (inputs, labels) arrays, or a dataset of batches
+Source: TypeAlias = tuple[np.ndarray, np.ndarray] | tf.data.Dataset  # (inputs, labels) arrays, or a dataset of batches
 
 
 @dataclass
@@ -93,15 +93,15 @@ def _fit(samples: TrustSamples, ctx: JobContext) -> dict[str, Any]:
 def _run(probe: keras.Model, source: Source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities, embeddings, labels) over a source."""
     if isinstance(source, tf.data.Dataset):
-        probs, embs, labels = [], [], []
+        probs, embs, label_batches = [], [], []
         for x, y in source:
             p, e = probe(x, training=False)
             probs.append(np.asarray(p))
             embs.append(np.asarray(e))
-            labels.append(np.asarray(y))
+            label_batches.append(np.asarray(y))
         if not probs:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-        return np.concatenate(probs), np.concatenate(embs), np.concatenate(labels).astype(np.int64)
+        return np.concatenate(probs), np.concatenate(embs), np.concatenate(label_batches).astype(np.int64)
     inputs, labels = source
     inputs = np.asarray(inputs, dtype=np.float32)
     # eager batches, not predict(): no tf.function to trace, which would hold the GIL (and stall a GUI) for

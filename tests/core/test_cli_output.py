@@ -138,7 +138,7 @@ def test_train_and_predict_with_undecodable_and_control_characters_in_names(
     code = main(["predict", run_id, odd, str(two_lines), str(photos / "missing\n.png")])
     sys.stdout.flush(), sys.stderr.flush()
     out, err = raw_out.getvalue().decode("utf-8"), raw_err.getvalue().decode("utf-8")
-    assert code == 2  # one file is missing
+    assert code == 2, err  # one file is missing
     lines = out.splitlines()
     assert len(lines) == 3, out  # one line per file, whatever its name
     assert lines[0].startswith(f"{photos}/photo \\xfd.jpg: ") and "caf\\xe9 " in lines[0] and "plain " in lines[0]

@@ -55,6 +55,9 @@ def cli(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     return run
 
 
+SIDECARS = (".labels.txt", ".transferlab.json")  # what an export writes beside a .keras or .tflite file
+
+
 def _snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under folder (hidden ones too) → its bytes (None for folders)."""
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")}
@@ -81,7 +84,8 @@ def test_exporting_into_an_existing_folder_adds_new_entries(cli, run_id: str, tm
     after = _snapshot(folder)
     assert {k: v for k, v in after.items() if k in before} == before  # every file of the user's, byte for byte
     new = {k for k in after if k not in before and "/" not in k}
-    assert new == {f"{run_id}-2.keras", f"{run_id}-savedmodel", f"{run_id}-savedmodel-2"}  # and no temp files
+    sidecars = {f"{run_id}-2{suffix}" for suffix in SIDECARS}  # the .keras export's labels and metadata
+    assert new == {f"{run_id}-2.keras", f"{run_id}-savedmodel", f"{run_id}-savedmodel-2"} | sidecars  # no temps
 
 
 def test_an_existing_file_is_replaced_only_with_force(cli, run_id: str, home: Path, tmp_path: Path) -> None:
@@ -99,7 +103,8 @@ def test_an_existing_file_is_replaced_only_with_force(cli, run_id: str, home: Pa
     assert (code, err, out.strip()) == (0, "", str(mine))
     assert mine.read_bytes() == (home / "runs" / run_id / "model.keras").read_bytes()
     assert mine.stat().st_ino != inode  # a new file renamed into place, not the old one rewritten
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.keras"]  # nothing moved aside, no temp files
+    # nothing moved aside, no temp files; the labels and metadata written beside the export
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.keras", *sorted(f"mine{s}" for s in SIDECARS)]
 
 
 @pytest.mark.parametrize("kind", ["fifo", "broken-link"])
@@ -150,7 +155,8 @@ def test_a_full_disk_while_writing_leaves_nothing_behind(fmt: str, cli, run_id: 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if fmt == "savedmodel":
-        monkeypatch.setattr(export_module, "write_savedmodel", lambda model, shape, path: half_then_full(path))
+        monkeypatch.setattr(export_module, "write_savedmodel",
+                            lambda model, shape, path, **kwargs: half_then_full(path))
     else:
         monkeypatch.setattr(export_module.shutil, "copyfileobj", half_a_copy)
     folder = tmp_path / "mine"

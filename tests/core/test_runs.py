@@ -272,13 +272,13 @@ def test_temp_files_of_a_killed_writer_are_removed_at_the_next_start(store):
             print(tmp, flush=True)
             sys.stdin.read()
     """)
-    writer = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        leftover = Path(writer.stdout.readline().strip())
-    finally:
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait()
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as writer:
+        try:
+            leftover = Path(writer.stdout.readline().strip())
+        finally:
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.wait()
     assert leftover.read_bytes() == b"half a model" and leftover.parent == path
     (path / ".notes.tmp").write_text("the user's own")  # not a name transferlab makes
     assert RunStore(store.root).list()[0].status == "finished"

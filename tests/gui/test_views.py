@@ -225,13 +225,18 @@ def test_folder_frozen_vs_finetuned_trains_both_and_compares(qtbot, make_window,
     panel.finetune_radio.setChecked(True)  # the summary follows the mode, and so does the learning rate
     qtbot.waitUntil(lambda: panel.summary is not frozen and panel.summary.trainable_params > 100_000, timeout=180000)
     assert panel.lr_spin.value() == pytest.approx(1e-4)
+    panel.epochs_spin.setValue(1)  # set for the fine-tuned arm only
     panel.frozen_radio.setChecked(True)
-    assert panel.lr_spin.value() == pytest.approx(1e-3)
+    assert panel.lr_spin.value() == pytest.approx(1e-2) and panel.epochs_spin.value() > 1  # the frozen mode's own
     panel.epochs_spin.setValue(1)
+    assert panel.explicit_fit() == {"frozen": {"epochs": 1}, "finetune": {"epochs": 1}}
     with qtbot.waitSignal(window.trainingFinished, timeout=120000) as done:
         qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
     result = done.args[0]
     assert result.frozen.status == "finished" and result.finetune.status == "finished"
+    # Each arm trained at its own mode's learning rate, whatever the form showed last; the message says how sure.
+    assert [result.settings[arm]["learning_rate"] for arm in ("frozen", "finetune")] == pytest.approx([1e-2, 1e-4])
+    assert result.headline and result.headline in window.message_bar.text
     assert sorted(window.runs_panel.selected_ids()) == sorted(result.run_ids)
     assert window.tabs.currentWidget() is window.runs_panel
     rows = [window.runs_panel.config_table.verticalHeaderItem(r).text()
