@@ -79,7 +79,7 @@ def test_stop_request_ends_training_within_one_batch(store):
     result = run_training(mnist_preset("ann", epochs=5, train_limit=1000, test_limit=100), reporter, stop,
                           store=store)
     assert result.status == "stopped"
-    assert result.reason == "stopped by test after epoch 1, batch 22"  # 700 digits / 32: epoch 2 never began
+    assert result.reason == "stopped by test after epoch 2, batch 1"  # the next batch, then no more
     assert len(result.history) == 1
     assert store.get(result.run_id).status == "stopped"
     assert store.get(result.run_id).has_model  # the epoch that finished is kept
