@@ -371,11 +371,8 @@ class RunsPanel(QWidget):
         listed = "\n".join(f"• {titles.get(run_id, run_id)}  [{run_id}]" for run_id in ids[:10])
         more = f"\n… and {len(ids) - 10} more" if len(ids) > 10 else ""
         what = "this run" if len(ids) == 1 else f"these {len(ids)} runs"
-        answer = QMessageBox.question(
-            self, "Delete runs", f"Delete {what}?\n\n{listed}{more}\n\nThey are moved to the trash: you can undo "
-            "this until the trash is emptied.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+        if not self._confirmed("Delete runs", f"Delete {what}?\n\n{listed}{more}\n\nThey are moved to the trash: "
+                               "you can undo this until the trash is emptied."):
             return
         try:
             names = self.store.delete_runs(ids)  # all checked first: a run still training deletes nothing
@@ -417,11 +414,8 @@ class RunsPanel(QWidget):
             return
         if not count:
             return
-        answer = QMessageBox.question(
-            self, "Empty trash", f"Remove the {count} deleted run{'s' if count != 1 else ''} in the trash for "
-            "good?\n\nThis cannot be undone.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
+        if not self._confirmed("Empty trash", f"Remove the {count} deleted run{'s' if count != 1 else ''} in the "
+                               "trash for good?\n\nThis cannot be undone."):
             return
         try:
             removed = self.store.empty_trash()
@@ -523,6 +517,13 @@ class RunsPanel(QWidget):
                 item = QTableWidgetItem("—" if value is None else str(value))
                 item.setBackground(HIGHLIGHT if json.dumps(value) != first or c == 0 else QColor("white"))
                 table.setItem(r, c, item)
+
+    def _confirmed(self, title: str, text: str) -> bool:
+        """Ask Yes/No (No is the default); True for Yes."""
+        answer = QMessageBox.question(self, title, text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     # ---- export ----
 
