@@ -291,7 +291,8 @@ def test_cam_mass_falls_on_the_small_object_that_decides_the_class(store: RunSto
     assert written is not None and again is not None and written[0] != again[0]
     stored = np.load(written[1], allow_pickle=False)
     assert stored.dtype == np.float32 and stored.ndim == 2 and stored.min() >= 0
-    assert Image.open(written[0]).size == (224, 224)
+    with Image.open(written[0]) as overlay:
+        assert overlay.size == (224, 224)
 
     env = {**os.environ, "TRANSFERLAB_HOME": str(store.root.parent)}
     done = subprocess.run([sys.executable, "-m", "transferlab", "explain", result.run_id, str(paths[1]),
