@@ -38,6 +38,7 @@ def test_import_contracts_hold(tmp_path: Path) -> None:
     assert "0 broken" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_only_the_transferlab_package(tmp_path: Path) -> None:
     pytest.importorskip("setuptools")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",

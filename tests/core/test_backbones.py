@@ -38,6 +38,7 @@ def _pixels(n: int, size: int = 224, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_resolve_specs(tmp_path: Path) -> None:
     backbone = resolve_backbone("efficientnet-lite0")
     assert isinstance(backbone, Lite0Backbone)
@@ -49,6 +50,7 @@ def test_resolve_specs(tmp_path: Path) -> None:
         resolve_backbone(str(tmp_path / "missing"))
 
 
+@pytest.mark.slow
 def test_the_extractor_is_frozen_and_scales_raw_pixels(backbone_lite0_extractor: keras.Model) -> None:
     model = backbone_lite0_extractor
     assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1280)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from transferlab.core.analysis.evaluation import classification_report
@@ -48,6 +49,7 @@ class _HeldFitJob:
         return classification_report(self.y, model.predict(self.x, verbose=0), CLASSES, eval_set="train")
 
 
+@pytest.mark.slow
 def test_a_model_summary_is_built_while_another_run_fits(tmp_path) -> None:
     release, started = threading.Event(), threading.Event()
 

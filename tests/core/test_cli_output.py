@@ -110,6 +110,7 @@ def _corrupt_exif_jpeg(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_and_predict_with_undecodable_and_control_characters_in_names(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     raw_out, raw_err = _strict_terminal(monkeypatch)
@@ -151,6 +152,7 @@ def test_train_and_predict_with_undecodable_and_control_characters_in_names(
 
 # ---- quiet TensorFlow ----
 
+@pytest.mark.slow
 def test_no_tensorflow_start_up_lines_through_the_installed_entry_point(tmp_path: Path) -> None:
     hub = write_tiny_hub_model(tmp_path / "hub", feature_dim=8, image_size=16)
     data = make_class_folder(tmp_path / "data", classes={"a": 4, "b": 4}, size=(16, 16))

@@ -56,6 +56,7 @@ def report(planted: Path, hub_model: Path) -> dict:
     return check_folder(planted, str(hub_model))
 
 
+@pytest.mark.slow
 def test_planted_flipped_labels_rank_at_the_top_with_their_true_class(report: dict) -> None:
     top = {row["file"]: row for row in report["suspects"][:5]}
     assert set(FLIPS) <= set(top), [row["file"] for row in report["suspects"][:8]]
@@ -177,6 +178,7 @@ def test_unsafe_fixes_are_refused_with_one_line(case: str, tmp_path: Path) -> No
     assert fixes.read_journal(root)["changes"] == []
 
 
+@pytest.mark.slow
 def test_cli_doctor_json_then_move_and_undo(tmp_path: Path, hub_model: Path) -> None:
     root = _planted(tmp_path / "cli set")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -202,6 +204,7 @@ def test_cli_doctor_json_then_move_and_undo(tmp_path: Path, hub_model: Path) -> 
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "without '..'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_frozen_run_after_a_check_reuses_its_features(tmp_path: Path, hub_model: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from transferlab.core.config import FitOptions, FolderConfig
@@ -225,6 +228,7 @@ def test_a_frozen_run_after_a_check_reuses_its_features(tmp_path: Path, hub_mode
     assert reused.metrics["loss"] == pytest.approx(extracted.metrics["loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_training_split_keeps_near_duplicates_on_one_side(tmp_path: Path, hub_model: Path) -> None:
     from transferlab.core.config import FitOptions, FolderConfig
     from transferlab.core.data.folders import keep_groups_together

@@ -173,6 +173,7 @@ def test_mnist_export_takes_raw_digits(mnist_run: RunResult, store: RunStore, tm
 
 @pytest.mark.parametrize(("fmt", "min_agreement", "max_diff"),
                          [("tflite-fp16", 0.99, 0.02), ("tflite-int8", 0.75, 0.5)])
+@pytest.mark.slow
 def test_quantized_tflite_exports_are_smaller_and_agree(mnist_run: RunResult, store: RunStore, tmp_path: Path,
                                                         fmt: str, min_agreement: float, max_diff: float) -> None:
     # The run is a 1-epoch model on 500 digits with low margins, so int8 rounding flips more of its answers than it

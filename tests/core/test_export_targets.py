@@ -72,6 +72,7 @@ def _user_folder(path: Path, run: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_exporting_into_an_existing_folder_adds_new_entries(cli, run_id: str, tmp_path: Path) -> None:
     folder = _user_folder(tmp_path / "exports", run_id)
     before = _snapshot(folder)
@@ -120,6 +121,7 @@ def test_special_files_are_never_replaced(kind: str, cli, run_id: str, tmp_path:
     assert os.path.lexists(target) and [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
 
 
+@pytest.mark.slow
 def test_a_new_name_is_created_with_its_folders_and_the_user_s_umask(cli, run_id: str, tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "model.savedmodel"
     old_umask = os.umask(0o027)
@@ -191,6 +193,7 @@ def mount(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
 
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+@pytest.mark.slow
 def test_a_real_full_disk_and_a_read_only_folder(fmt: str, cli, run_id: str, mount) -> None:
     small = mount("size=40k")
     (small / "notes.txt").write_text("keep")

@@ -45,6 +45,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     return RunStore(tmp_path_factory.mktemp("runs"))
 
 
+@pytest.mark.slow
 def test_compare_arms_get_their_own_learning_rates(folder: Path, hub_model: Path, store: RunStore) -> None:
     # The form last showed fine-tuning's 1e-4: before the fix both arms trained at it.
     form = FolderConfig(data_dir=str(folder), backbone=str(hub_model), mode="finetune",
@@ -108,6 +109,7 @@ def test_default_frozen_head_is_converged(hub_model: Path, store: RunStore, tmp_
     assert best <= 1.02 * long_best, (best, long_best, epochs)
 
 
+@pytest.mark.slow
 def test_cross_validation_is_stored_with_the_run_and_printed(folder: Path, hub_model: Path,
                                                              store: RunStore) -> None:
     fit = FitOptions(epochs=3, batch_size=8, validation_split=0.25, seed=3)
@@ -133,6 +135,7 @@ def test_cross_validation_is_stored_with_the_run_and_printed(folder: Path, hub_m
     assert printed["cv"]["folds"] == 3 and len(printed["cv"]["per_fold"][0]["recall"]) == 3
 
 
+@pytest.mark.slow
 def test_cli_compare_prints_each_arms_settings_and_the_headline(folder: Path, hub_model: Path, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     from transferlab.core.cli import main

@@ -383,6 +383,7 @@ MODEL_FILE_KINDS = [
 
 
 @pytest.mark.parametrize("kind", MODEL_FILE_KINDS, ids=[k.name for k in MODEL_FILE_KINDS])
+@pytest.mark.slow
 def test_a_tampered_model_file_runs_nothing(kind: ModelFileKind, trained_run: TrainedRun, evil_hub,
                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from transferlab.core.cli import main

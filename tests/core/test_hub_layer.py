@@ -67,6 +67,7 @@ def test_frozen_training_leaves_the_module_bit_identical(hub_tiny_model: Path) -
     assert not np.array_equal(head_before, model.get_layer("head").get_weights()[0])
 
 
+@pytest.mark.slow
 def test_fine_tuning_changes_the_module_and_passes_training(hub_tiny_model: Path) -> None:
     model = _classifier(hub_tiny_model, trainable=True)
     layer = model.get_layer("hub")
@@ -98,6 +99,7 @@ def test_unfreeze_top_blocks_only(hub_tiny_model: Path) -> None:
     assert len(layer.trainable_weights) == 5
 
 
+@pytest.mark.slow
 def test_keras_save_and_load_round_trips_through_the_pinned_copy(hub_tiny_model: Path, tmp_path: Path) -> None:
     model = _classifier(hub_tiny_model, trainable=True)
     model.fit(*_data(), batch_size=8, epochs=1, verbose=0)  # fine-tuned weights must come back, not the file's

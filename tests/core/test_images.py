@@ -128,6 +128,7 @@ def test_unicode_and_spaces_in_paths(tmp_path: Path) -> None:
     assert images.is_image_name(path) and images.is_image_name("X.JPEG") and not images.is_image_name("a.txt")
 
 
+@pytest.mark.slow
 def test_load_rgb_resizes_to_height_width_and_uses_draft_for_big_jpegs(tmp_path: Path) -> None:
     big = factory.write_image(tmp_path / "big.jpg", factory.class_image(0, (1600, 2000)), quality=90)
     draft = images.open_image(big, draft_size=(100, 120))

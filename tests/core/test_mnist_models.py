@@ -59,6 +59,7 @@ def test_fast_cnn_learns_2000_real_digits_through_run_training(tmp_path):
     assert result.metrics["test_accuracy"] > 0.85  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_accurate_preset_augments_and_learns_2000_real_digits(tmp_path):
     config = mnist_preset("accurate", train_limit=2000, test_limit=1000, epochs=2, batch_size=32)
     assert config.augment and config.fit.lr_schedule == "onecycle"

@@ -13,6 +13,7 @@ from transferlab.core.training.loop import run_training
 
 
 @pytest.mark.parametrize("evaluate", [False, True])
+@pytest.mark.slow
 def test_a_stop_after_the_first_epoch_keeps_it_and_evaluates_only_when_asked(tmp_path, evaluate):
     store = RunStore(tmp_path / "runs")
     stop = StopFlag()

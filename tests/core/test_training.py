@@ -177,6 +177,7 @@ class _OverfitJob:
         return classification_report(self.y, model.predict(self.x, verbose=0), TWO_CLASSES, eval_set="train")
 
 
+@pytest.mark.slow
 def test_early_stopping_on_val_loss(store):
     config = mnist_preset("ann", epochs=20, learning_rate=0.05, early_stopping_patience=1)
     result = run_training(config, store=store, job=_OverfitJob())

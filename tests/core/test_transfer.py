@@ -108,6 +108,7 @@ def test_frozen_run_caches_features_learns_and_stores_everything(folder: Path, h
     assert accuracy == pytest.approx(metrics["accuracy"])
 
 
+@pytest.mark.slow
 def test_finetune_keeps_frozen_weights_bit_identical_and_changes_the_unfrozen(folder: Path, hub_model: Path,
                                                                             store: RunStore) -> None:
     config = dataclasses.replace(_config(folder, hub_model, mode="finetune", unfreeze=1),
@@ -175,6 +176,7 @@ def test_compare_frozen_finetune_reuses_split_and_head(folder: Path, hub_model: 
     json.dumps(report)  # plain data, for the CLI and the GUI
 
 
+@pytest.mark.slow
 def test_init_from_run_needs_the_same_classes(folder: Path, hub_model: Path, store: RunStore,
                                               tmp_path: Path) -> None:
     frozen = run_training(_config(folder, hub_model, fit=dataclasses.replace(FAST, epochs=1)), store=store)

@@ -143,6 +143,7 @@ def _paper_digits(folder: Path, count: int = 6) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_mnist_run_stores_calibration_and_flags_what_is_not_a_digit(mnist_run: RunResult, store: RunStore,
                                                                   tmp_path: Path) -> None:
     for name in (CALIBRATION_FILE, UNKNOWN_FILE, UNKNOWN_ARRAYS):
@@ -221,6 +222,7 @@ def test_gradcam_for_the_mnist_cnn(mnist_run: RunResult, store: RunStore, tmp_pa
 
 # ---- folders: occlusion for a TF Hub module, CAM for the bundled backbone ----
 
+@pytest.mark.slow
 def test_occlusion_for_a_hub_module_and_unknown_for_far_images(store: RunStore, tmp_path: Path) -> None:
     hub = write_tiny_hub_model(tmp_path / "hub", feature_dim=32, image_size=32)
     folder = make_class_folder(tmp_path / "shapes", classes={"a": 12, "b": 12, "c": 12}, size=(32, 32), seed=1)

@@ -55,6 +55,7 @@ OLDER, NEWER = "20200101-000000-mnist-ann-aaaa", "20200102-000000-mnist-ann-bbbb
 
 # ---- 1. Classify follows the model you just trained ----
 
+@pytest.mark.slow
 def test_classify_defaults_to_the_newest_finished_run_never_an_interrupted_one(qtbot, make_window, own_store,
                                                                                 trained_store):
     dead = _copy_run(trained_store, trained_store.list()[0].run_id, own_store, "20200103-000000-mnist-ann-dead",
@@ -67,6 +68,7 @@ def test_classify_defaults_to_the_newest_finished_run_never_an_interrupted_one(q
     assert "No trained model" not in panel.status.text()
 
 
+@pytest.mark.slow
 def test_classify_follows_a_run_that_just_finished(qtbot, make_window, own_store):
     window = make_window(own_store)
     window.classify_panel.use_run(OLDER)
@@ -79,6 +81,7 @@ def test_classify_follows_a_run_that_just_finished(qtbot, make_window, own_store
     assert window.runs_panel.selected_ids() == [result.run_id]
 
 
+@pytest.mark.slow
 def test_classify_follows_the_runs_view_and_a_deleted_run_disappears(qtbot, make_window, own_store):
     window = make_window(own_store)
     runs = window.runs_panel
@@ -91,6 +94,7 @@ def test_classify_follows_the_runs_view_and_a_deleted_run_disappears(qtbot, make
     assert window.classify_panel.run_id() == NEWER
 
 
+@pytest.mark.slow
 def test_the_no_model_hint_goes_once_a_model_exists(qtbot, make_window, trained_store, tmp_path):
     store = RunStore(tmp_path / "later" / "runs")
     window = make_window(store)
@@ -103,6 +107,7 @@ def test_the_no_model_hint_goes_once_a_model_exists(qtbot, make_window, trained_
     assert "No trained model yet" not in panel.status.text()
 
 
+@pytest.mark.slow
 def test_changing_the_model_classifies_the_shown_images_again(qtbot, make_window, own_store, digit_png):
     window = make_window(own_store)
     panel = window.classify_panel
@@ -211,6 +216,7 @@ def test_a_long_failure_reason_is_elided_and_columns_sort(qtbot, compare_pair):
 
 # ---- 5. the message line does not move the layout ----
 
+@pytest.mark.slow
 def test_a_message_does_not_move_the_tab_bar(qtbot, make_window):
     window = make_window()
     window.resize(1280, 800)
@@ -232,6 +238,7 @@ def test_a_message_does_not_move_the_tab_bar(qtbot, make_window):
 
 # ---- 10. keyboard and app basics ----
 
+@pytest.mark.slow
 def test_menu_bar_and_shortcuts(qtbot, make_window):
     window = make_window()
     titles = [action.text().replace("&", "") for action in window.menuBar().actions()]
@@ -249,6 +256,7 @@ def test_menu_bar_and_shortcuts(qtbot, make_window):
     assert not window.runs_panel.table.tabKeyNavigation()
 
 
+@pytest.mark.slow
 def test_escape_stops_a_run_and_the_title_shows_progress(qtbot, make_window):
     window = make_window()
     quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
@@ -267,6 +275,7 @@ def test_escape_stops_a_run_and_the_title_shows_progress(qtbot, make_window):
 
 # ---- 4. export ----
 
+@pytest.mark.slow
 def test_export_asks_where_writes_labels_and_offers_show_in_folder(qtbot, make_window, own_store, tmp_path,
                                                                    monkeypatch):
     target = tmp_path / "exports" / "digits.keras"
@@ -306,6 +315,7 @@ def test_the_save_dialogs_file_type_picks_the_export_format():
 
 # ---- 14. status texts ----
 
+@pytest.mark.slow
 def test_a_backbone_that_cannot_be_built_disables_train_with_a_plain_message(qtbot, make_window, tmp_path):
     from tests.gui.conftest import make_class_folder
 
@@ -354,6 +364,7 @@ def test_a_stopped_compare_is_not_called_done():
 
 # ---- 12. the data view ----
 
+@pytest.mark.slow
 def test_data_view_shows_each_skipped_file_once_and_no_empty_box_for_mnist(qtbot, make_window, tmp_path):
     from tests.gui.conftest import make_class_folder
 
@@ -379,6 +390,7 @@ def test_data_view_shows_each_skipped_file_once_and_no_empty_box_for_mnist(qtbot
 
 # ---- 7. the classify list ----
 
+@pytest.mark.slow
 def test_classify_tally_compact_grid_your_labels_score_and_csv(qtbot, make_window, own_store, digit_png, tmp_path):
     import csv
 
@@ -405,6 +417,7 @@ def test_classify_tally_compact_grid_your_labels_score_and_csv(qtbot, make_windo
 
 # ---- 15. what the CLI offers, in the app ----
 
+@pytest.mark.slow
 def test_folder_runs_get_test_split_validation_folder_early_stopping_and_start_from_a_run(qtbot, make_window,
                                                                                          tmp_path):
     from tests.gui.conftest import make_class_folder
@@ -439,6 +452,7 @@ def test_folder_runs_get_test_split_validation_folder_early_stopping_and_start_f
 
 # ---- also expected: a misclassified image full size ----
 
+@pytest.mark.slow
 def test_a_misclassified_digit_opens_full_size(qtbot, make_window, own_store):
     window = make_window(own_store)
     with qtbot.waitSignal(window.results_panel.shown, timeout=30000):

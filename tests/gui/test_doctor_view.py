@@ -20,6 +20,7 @@ def hub_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_hub_model(tmp_path_factory.mktemp("hub") / "tiny", feature_dim=32, image_size=32)
 
 
+@pytest.mark.slow
 def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, hub_model: Path) -> None:
     root = make_textured_folder(tmp_path / "flowers", {"amber": 12, "bluebell": 12}, seed=3)
     write_image(root / "bluebell" / "flipped.jpg", textured_image(0, (48, 48), np.random.default_rng(9)))
@@ -72,6 +73,7 @@ def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, 
     assert cv_text in classify.itemText(classify.findData(result.run_id))
 
 
+@pytest.mark.slow
 def test_model_panel_keeps_each_modes_settings(qtbot, make_window, tmp_path: Path) -> None:
     root = make_textured_folder(tmp_path / "set", {"a": 4, "b": 4}, seed=1)
     window = make_window()
@@ -91,6 +93,7 @@ def test_model_panel_keeps_each_modes_settings(qtbot, make_window, tmp_path: Pat
     assert panel.lr_spin.value() == pytest.approx(0.005)  # the frozen mode's own choice comes back
 
 
+@pytest.mark.slow
 def test_exclude_from_the_view_and_a_file_changed_since_the_check_is_refused(qtbot, make_window, tmp_path: Path,
                                                                               hub_model: Path) -> None:
     root = make_textured_folder(tmp_path / "flowers", {"amber": 12, "bluebell": 12}, seed=3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QLabel
 
@@ -26,6 +27,7 @@ def _answered_percent(text: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_two_runs_side_by_side_with_heatmaps_and_an_unknown_photo(qtbot, make_window, trained_store, digit_png):
     window = make_window(trained_store)
     panel = window.classify_panel
@@ -65,6 +67,7 @@ def test_two_runs_side_by_side_with_heatmaps_and_an_unknown_photo(qtbot, make_wi
     assert panel.cache.get(runs[0]).trust.thresholds.false_unknown_rate == 0.3  # the answers used it
 
 
+@pytest.mark.slow
 def test_results_view_shows_calibration(qtbot, make_window, trained_store):
     window = make_window(trained_store)
     run_id = trained_store.list()[0].run_id
@@ -77,6 +80,7 @@ def test_results_view_shows_calibration(qtbot, make_window, trained_store):
     assert len(page.diagram.ax.lines) == 3  # the diagonal, before and after
 
 
+@pytest.mark.slow
 def test_gallery_and_confusion_cell_show_heatmaps(qtbot, make_window, trained_store):
     window = make_window(trained_store)
     panel = window.results_panel
@@ -97,6 +101,7 @@ def test_gallery_and_confusion_cell_show_heatmaps(qtbot, make_window, trained_st
     assert panel.misclassified.item(0).icon().pixmap(72, 72).toImage() == before
 
 
+@pytest.mark.slow
 def test_runs_selected_in_the_runs_view_answer_side_by_side(qtbot, make_window, trained_store):
     window = make_window(trained_store)
     runs = [run.run_id for run in window.runs_panel.runs]

@@ -22,6 +22,7 @@ def _mime(*paths: Path) -> QMimeData:
     return mime
 
 
+@pytest.mark.slow
 def test_first_start_shows_mnist_ready_to_train(qtbot, make_window):
     window = make_window()
     panel = window.data_panel
