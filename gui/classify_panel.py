@@ -305,7 +305,9 @@ class ClassifyPanel(QWidget):
         self.results_scroll.verticalScrollBar().setValue(0)  # new results start at the top, not at the old offset
         self.grid.scrollToTop()
         ok = sum(1 for p in predictions if not p.error)
-        self.status.setText(f"{ok} of {len(predictions)} image(s) classified with run {self.run_id()} "
+        others = [r for r in answers.run_ids if r != run_id]
+        beside = f" (and beside it with {', '.join(others)})" if others else ""
+        self.status.setText(f"{ok} of {len(predictions)} image(s) classified with run {run_id}{beside} "
                             f"in {1000 * seconds:.0f} ms.")
         self.tally.setText(tally_text(self.predictions))
         self.csv_button.setEnabled(bool(self.predictions))

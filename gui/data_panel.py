@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QImage
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from transferlab.core.kinds import FOLDER, MNIST, kind_named
 from transferlab.gui.plots import BarChart, SampleGrid
 from transferlab.gui.settings import AppSettings
-from transferlab.gui.widgets import GridImage, gray_qimage, html_text, line_edit, mosaic, scaled_pixmap
+from transferlab.gui.widgets import GridImage, gray_qimage, html_text, line_edit, mosaic, rgb_qimage, scaled_pixmap
 from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,14 @@ FOLDER_PER_CLASS = 6
 FOLDER_MAX_ROWS = 12
 THUMB = 64
 AUGMENTED = 8
+FOLDER_AUG_SIZE = 224  # the bundled backbone's input size: what a folder run's augmentation works on
+AUG_CAPTIONS = {
+    "mnist": "The selected digit before (left) and after random rotation, shift, shear and zoom (right) — what "
+             "training sees when augmentation is on. Click a digit in Samples per class to pick another.",
+    "folder": "The selected image before (left) and after random flip, rotation and zoom (right), at the model's "
+              "224×224 input — what training sees when augmentation is on. Click an image in Samples per class "
+              "to pick another.",
+}
 
 
 def load_mnist_overview() -> dict[str, Any]:
@@ -84,6 +92,14 @@ def augmentation_overview(image: np.ndarray, seed: int) -> np.ndarray:
     return augmentation_preview(image, AUGMENTED, seed)  # builds its layers under the engine's build lock
 
 
+def folder_augmentation_overview(path: Path, seed: int) -> np.ndarray:
+    """One image of a folder, at the bundled backbone's input size, before and after the folder augmentation."""
+    from transferlab.core.data.images import load_rgb
+    from transferlab.core.models.transfer import augmentation_preview
+
+    return augmentation_preview(load_rgb(path, (FOLDER_AUG_SIZE, FOLDER_AUG_SIZE)), AUGMENTED, seed)
+
+
 class DataPanel(QWidget):
     sourceChanged = Signal(str, str)  # kind ("mnist" | "folder"), folder ("" for MNIST)
     message = Signal(str, str)  # text, level
@@ -102,6 +118,9 @@ class DataPanel(QWidget):
         self._grid_indices: np.ndarray | None = None
         self.tasks = TaskGroup(self)
         self._aug_seed = 0
+        self._folder_paths: list[list[str]] = []
+        self.selected_file: Path | None = None  # the folder image the augmentation preview shows
+        self.aug_images: np.ndarray | None = None  # what the augmentation preview shows: original, then draws
         self._build()
         self.folder_combo.addItems(self.settings.recent_folders())
         self.folder_combo.setCurrentIndex(-1 if not self.folder_combo.count() else 0)
@@ -204,8 +223,7 @@ class DataPanel(QWidget):
         self.aug_grid.setMinimumSize(300, 160)
         self.reroll_button = QPushButton("Re-roll augmentation")
         self.reroll_button.clicked.connect(self.reroll)
-        self.aug_caption = QLabel("The selected digit before (left) and after random rotation, shift, shear and "
-                                  "zoom (right) — what training sees when augmentation is on.")
+        self.aug_caption = QLabel(AUG_CAPTIONS["mnist"])
         self.aug_caption.setWordWrap(True)
         before = QVBoxLayout()
         before.addWidget(QLabel("Before"))
@@ -246,7 +264,7 @@ class DataPanel(QWidget):
         self._set_radio(self.mnist_radio)
         self.settings.set_data_source(MNIST.name)
         self.views.setTabEnabled(1, True)
-        self.views.setTabEnabled(2, True)
+        self.aug_caption.setText(AUG_CAPTIONS["mnist"])
         self.sourceChanged.emit(MNIST.name, "")
         self.tasks.cancel("data")  # a folder still being scanned is no longer wanted
         if self.mnist is not None:
@@ -264,9 +282,12 @@ class DataPanel(QWidget):
         self.folder_combo.setEditText(folder)
         self.settings.set_data_source(FOLDER.name)
         self._remember(folder)
-        self.views.setTabEnabled(1, False)
-        self.views.setTabEnabled(2, False)
+        self.views.setTabEnabled(1, False)  # pixel values: MNIST digits only
         self.views.setCurrentIndex(0)
+        self.selected_file, self._folder_paths = None, []
+        self.aug_caption.setText(AUG_CAPTIONS["folder"])
+        self.aug_original.clear()
+        self.aug_grid.set_grid(QImage(), 0, 0)
         self.sourceChanged.emit(FOLDER.name, folder)
         self.info_label.setText(f"Scanning <b>{html_text(folder)}</b>…")
         self.tasks.start("data", lambda _report, _stop: scan_folder_overview(folder),
@@ -376,7 +397,10 @@ class DataPanel(QWidget):
             self.skipped_list.item(self.skipped_list.count() - 1).setToolTip(text)
         rows = result["rows"]
         more = f" (first {len(rows)} of {len(classes)} classes)" if len(rows) < len(classes) else ""
-        self.samples.set_grid(result["grid"], len(rows), FOLDER_PER_CLASS, rows, f"Samples per class{more}")
+        self.samples.set_grid(result["grid"], len(rows), FOLDER_PER_CLASS, rows,
+                              f"Samples per class{more} — click one to see it augmented")
+        self._folder_paths = result["paths"]
+        self.select_file(0, 0)
         if warnings:
             self.message.emit(f"{Path(summary['root']).name}: {'; '.join(warnings)}", "warning")
         self.loaded.emit(FOLDER.name)
@@ -384,9 +408,20 @@ class DataPanel(QWidget):
     # ---- one digit: pixels and augmentation ----
 
     def _on_sample_clicked(self, row: int, col: int) -> None:
-        if not self.uses_folder and self._grid_indices is not None:
+        if self.uses_folder:
+            if self.select_file(row, col):
+                self.views.setCurrentIndex(2)
+        elif self._grid_indices is not None:
             self.index_spin.setValue(int(self._grid_indices[row, col]))
             self.views.setCurrentIndex(1)
+
+    def select_file(self, row: int, col: int) -> bool:
+        """Show the folder image at (row, col) of the sample grid in the augmentation preview; False if none."""
+        if not (0 <= row < len(self._folder_paths) and 0 <= col < len(self._folder_paths[row])):
+            return False
+        self.selected_file = Path(self.folder) / self._folder_paths[row][col]
+        self.reroll()
+        return True
 
     def select_digit(self, index: int) -> None:
         if self.mnist is None:
@@ -412,25 +447,49 @@ class DataPanel(QWidget):
         self.reroll()
 
     def reroll(self) -> None:
-        if self.mnist is None:
-            return
-        from transferlab.core.data.mnist import pixel_matrix
-
+        """New random draws of the augmentation for the selected digit (MNIST) or image (folder)."""
         self._aug_seed += 1
-        pixels, _ = pixel_matrix(self.mnist, self.selected_index)
         seed = self._aug_seed
+        if self.uses_folder:
+            path = self.selected_file
+            if path is None:
+                return
+            self.tasks.start("augmentation-preview",
+                             lambda _report, _stop: folder_augmentation_overview(path, seed),
+                             returned=self._on_augmented, errored=self._on_augmentation_error,
+                             finished=self._on_augmentation_finished)
+        else:
+            if self.mnist is None:
+                return
+            from transferlab.core.data.mnist import pixel_matrix
+
+            pixels, _ = pixel_matrix(self.mnist, self.selected_index)
+            self.tasks.start("augmentation-preview", lambda _report, _stop: augmentation_overview(pixels, seed),
+                             returned=self._on_augmented, errored=self._on_error,
+                             finished=self._on_augmentation_finished)
         self.reroll_button.setEnabled(False)
-        self.tasks.start("augmentation-preview", lambda _report, _stop: augmentation_overview(pixels, seed),
-                         returned=self._on_augmented, errored=self._on_error,
-                         finished=self._on_augmentation_finished)
+
+    def _on_augmentation_error(self, error: BaseException) -> None:
+        """A folder image that can't be read: the preview says so; the scan result stays."""
+        self.aug_original.clear()
+        self.aug_grid.set_grid(QImage(), 0, 0)
+        self.aug_caption.setText(f"<b style='color:#a00'>This image can't be shown:</b> "
+                                 f"{html_text(describe_error(error))}")
 
     def _on_augmentation_finished(self) -> None:
         self.reroll_button.setEnabled(True)
 
     def _on_augmented(self, images: np.ndarray) -> None:
-        augmented = images[1:]
-        self.aug_grid.set_grid(gray_qimage(mosaic(augmented.reshape(2, AUGMENTED // 2, 28, 28), gap=1)), 2,
-                               AUGMENTED // 2)
+        if (images.ndim == 4) != self.uses_folder:  # computed for the source shown before a switch
+            return
+        self.aug_images = images
+        augmented = images[1:].reshape(2, AUGMENTED // 2, *images.shape[1:])
+        if images.ndim == 4:  # RGB folder images: the original comes with the draws
+            self.aug_caption.setText(AUG_CAPTIONS["folder"])
+            self.aug_original.setPixmap(scaled_pixmap(rgb_qimage(images[0]), 168, smooth=True))
+            self.aug_grid.set_grid(rgb_qimage(mosaic(augmented, gap=4)), 2, AUGMENTED // 2)
+        else:
+            self.aug_grid.set_grid(gray_qimage(mosaic(augmented, gap=1)), 2, AUGMENTED // 2)
         self.augmented.emit()
 
     def busy(self) -> bool:

@@ -97,8 +97,8 @@ class DoctorPanel(QWidget):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
 
         self.suspects = self._table(["File", "Labelled", "Looks like", "Confidence in its label"])
-        self.duplicates = self._table(["Kind", "Similarity", "Files", "Classes"])
-        self.curve = self._table(["Images per class", "Accuracy", "± spread"])
+        self.duplicates = self._table(["Kind", "Similarity", "Files", "Classes"], wide=2)
+        self.curve = self._table(["Images per class", "Accuracy", "± spread"], wide=2)
         self.curve_label = QLabel("")
         self.curve_label.setWordWrap(True)
         curve_box = QWidget()
@@ -143,15 +143,18 @@ class DoctorPanel(QWidget):
         layout.addWidget(self.summary_label)
         layout.addWidget(splitter, 1)
 
-    def _table(self, headers: list[str]) -> QTableWidget:
+    def _table(self, headers: list[str], wide: int = 0) -> QTableWidget:
+        """Column `wide` (the file names) takes the spare width, empty or not; the others fit their contents."""
         table = QTableWidget(0, len(headers))
         table.setHorizontalHeaderLabels(headers)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.verticalHeader().setVisible(False)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        table.horizontalHeader().setStretchLastSection(True)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(wide, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
         return table
 
     # ---- state ----

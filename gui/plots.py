@@ -24,6 +24,7 @@ CONFUSION_EMPTY = ("The confusion matrix of a run appears here.\nTrain a model, 
                    "Runs & compare and press Show results.")
 COMPARE_EMPTY = "Select two or more runs above (Ctrl/Shift-click) to overlay their curves here."
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
+ZOOM_EPOCHS = 5  # "Zoom to the last epochs" shows this many (and never the first epoch of a longer run)
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -106,6 +107,7 @@ class TrainingCurves(Canvas):
         self.ax_loss.legend(fontsize=8, loc="upper right")
         self.placeholder = self._make_placeholder()
         self.log_loss = False
+        self.zoom_last = False
         self.full_draws = 0
         self._background: Any = None
         self._needs_full = True
@@ -141,6 +143,12 @@ class TrainingCurves(Canvas):
         """Loss on a log scale: the last epochs' small differences stay visible next to the first batches."""
         self.log_loss = log
         self.ax_loss.set_yscale("log" if log else "linear")
+        self.fit_view()
+
+    def set_zoom_last(self, zoom: bool) -> None:
+        """Show only the last epochs (ZOOM_EPOCHS), both axes scaled to them: the differences that matter late
+        in a run are no longer squashed by the first epochs' values."""
+        self.zoom_last = zoom
         self.fit_view()
 
     def _set_loss_limits(self, low: float, high: float) -> None:
@@ -181,7 +189,10 @@ class TrainingCurves(Canvas):
         self._show_axes()
         self.epochs.append({"epoch": epoch, **metrics})
         self._update_epoch_lines()
-        self.request_redraw()
+        if self.zoom_last:  # the window moves with every epoch: one full redraw per epoch, asked for
+            self.fit_view()
+        else:
+            self.request_redraw()
 
     def set_history(self, history: Sequence[dict[str, Any]], epochs: int | None = None) -> None:
         self.reset(epochs or len(history), "" if history else "This run stored no finished epoch.")
@@ -201,33 +212,31 @@ class TrainingCurves(Canvas):
                 "val_accuracy": self.val_acc_line}[key]
         return len(line.get_xdata())
 
-    def _loss_values(self) -> list[float]:
-        values = [v for v in self._batch_loss if _finite(v)]
-        for row in self.epochs:
-            values += [row[k] for k in ("loss", "val_loss") if _finite(row.get(k))]
-        return values
-
     def fit_view(self) -> None:
         """Scale both axes to the per-epoch values (a full redraw: call it when the run has ended). The first
         batches' loss, far above it, would squash the curves that matter; it is clipped (log scale shows it)."""
-        epoch_loss = [row[k] for row in self.epochs for k in ("loss", "val_loss") if _finite(row.get(k))]
-        values = epoch_loss or self._loss_values()
+        rows, first = zoom_window(self.epochs, self.zoom_last)
+        in_view = [v for v, x in zip(self._batch_loss, self._batch_x, strict=True)
+                   if not self.zoom_last or x >= first - 0.3]
+        epoch_loss = [row[k] for row in rows for k in ("loss", "val_loss") if _finite(row.get(k))]
+        values = epoch_loss or [v for v in in_view if _finite(v)]
         if self.log_loss:
-            values = [v for v in values + self._loss_values() if v > 0] or [1e-3, 1.0]
+            values = [v for v in values + [v for v in in_view if _finite(v)] if v > 0] or [1e-3, 1.0]
             self._set_loss_limits(min(values) / 1.5, max(values) * 1.5)
         elif values:
             low, high = min(values), max(values)
             pad = max(0.08 * (high - low), 0.02 * high, 1e-3)
             self._set_loss_limits(max(0.0, low - pad), high + pad)
-        accs = [row[k] for row in self.epochs for k in ("accuracy", "val_accuracy") if _finite(row.get(k))]
+        accs = [row[k] for row in rows for k in ("accuracy", "val_accuracy") if _finite(row.get(k))]
         accs = accs or [v for v in self._batch_acc if _finite(v)]
         if accs:
             low, high = min(accs), max(accs)
-            pad = max(0.08 * (high - low), 0.005)
+            pad = max(0.08 * (high - low), 0.005 if not self.zoom_last else 0.0005)
             self.ax_acc.set_ylim(max(0.0, low - pad), min(1.005, high + pad) if high + pad > low else 1.005)
-        right = max(self.epochs_planned, len(self.epochs))
+        right = max(self.epochs_planned if not self.zoom_last else 0, len(self.epochs), self._trace_epoch)
+        left = first - 0.3 if self.zoom_last and rows else 0
         for ax in (self.ax_loss, self.ax_acc):
-            ax.set_xlim(0, right + 0.2)
+            ax.set_xlim(left, right + 0.2)
         self._needs_full = True
         self.redraw_now()
 
@@ -256,7 +265,8 @@ class TrainingCurves(Canvas):
         # Only per-epoch values grow the loss axis while a run trains: the first noisy batches of the
         # within-epoch trace may start above it, and growing for them costs a ~90 ms full redraw mid-training.
         # The trace is clipped until the run ends; fit_view() then shows everything.
-        values = [row[k] for row in self.epochs for k in ("loss", "val_loss") if _finite(row.get(k))]
+        rows, _ = zoom_window(self.epochs, self.zoom_last)
+        values = [row[k] for row in rows for k in ("loss", "val_loss") if _finite(row.get(k))]
         if values and max(values) > self.ax_loss.get_ylim()[1]:
             self._set_loss_limits(self.ax_loss.get_ylim()[0], max(values) * 1.25)
             changed = True
@@ -366,17 +376,27 @@ class ConfusionPlot(Canvas):
 
 
 class CompareCurves(Canvas):
-    """Validation (dashed: training) loss and accuracy of several runs, overlaid."""
+    """Validation (dashed: training) loss and accuracy of several runs, overlaid. Hovering reads out every
+    run's values at that epoch; `set_zoom_last` shows only the last epochs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, width=7, height=3)
         self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.25)
-
+        self.zoom_last = False
+        self.titles: list[str] = []
+        self.histories: list[list[dict[str, Any]]] = []
         self.placeholder = self._make_placeholder()
+        self.mpl_connect("motion_notify_event", self._on_hover)
         self.set_runs([], [])
 
+    def set_zoom_last(self, zoom: bool) -> None:
+        self.zoom_last = zoom
+        self.set_runs(self.titles, self.histories)
+
     def set_runs(self, titles: Sequence[str], histories: Sequence[Sequence[dict[str, Any]]]) -> None:
+        self.titles = list(titles)
+        self.histories = [[dict(row) for row in history] for history in histories]
         for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
             ax.clear()
             ax.set_title(title + "  (solid: validation, dashed: training)", fontsize=9)
@@ -386,9 +406,9 @@ class CompareCurves(Canvas):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         self.show_placeholder("" if titles else COMPARE_EMPTY)
         longest = 1
-        for index, (title, history) in enumerate(zip(titles, histories, strict=True)):
+        for index, (title, history) in enumerate(zip(self.titles, self.histories, strict=True)):
             color = RUN_COLORS[index % len(RUN_COLORS)]
-            epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+            epochs = _epochs_of(history)
             longest = max([longest, *epochs])
             for ax, key in ((self.ax_loss, "loss"), (self.ax_acc, "accuracy")):
                 train = [row.get(key, np.nan) for row in history]
@@ -400,11 +420,57 @@ class CompareCurves(Canvas):
                 if has_val:
                     ax.plot(epochs, val, color=color, marker="o", markersize=4, linewidth=1.6,
                             label=_short(title, 30))
-        for ax in (self.ax_loss, self.ax_acc):
-            ax.set_xlim(0.5, longest + 0.5)
+        first = max(1, longest - ZOOM_EPOCHS + 1) if self.zoom_last and longest > 1 else 1
+        for ax, key in ((self.ax_loss, "loss"), (self.ax_acc, "accuracy")):
+            ax.set_xlim(first - 0.5, longest + 0.5)
+            if self.zoom_last:
+                _fit_y(ax, [row.get(k) for history in self.histories for e, row in zip(_epochs_of(history), history,
+                                                                                       strict=True)
+                            if e >= first for k in (key, f"val_{key}")])
         if titles:
             self.ax_acc.legend(fontsize=7, loc="lower right")
         self.redraw_now()
+
+    def readout(self, epoch: float) -> str:
+        """Every run's values at the epoch nearest `epoch` (what hovering shows)."""
+        lines = []
+        for title, history in zip(self.titles, self.histories, strict=True):
+            epochs = _epochs_of(history)
+            if not epochs:
+                continue
+            index = min(range(len(epochs)), key=lambda i: abs(epochs[i] - epoch))
+            row = history[index]
+            values = [f"{name} {row[key]:.4f}" for key, name in (("val_loss", "val. loss"), ("val_accuracy",
+                                                                  "val. accuracy"), ("loss", "loss"),
+                                                                 ("accuracy", "accuracy")) if _finite(row.get(key))]
+            lines.append(f"{_short(title, 40)} — epoch {epochs[index]}: " + ", ".join(values))
+        return "\n".join(lines)
+
+    def _on_hover(self, event: Any) -> None:
+        if event.inaxes not in (self.ax_loss, self.ax_acc) or event.xdata is None:
+            self.setToolTip("")
+            return
+        self.setToolTip(self.readout(event.xdata))
+
+
+def zoom_window(rows: Sequence[dict[str, Any]], zoom: bool) -> tuple[Sequence[dict[str, Any]], int]:
+    """The epochs shown when zoomed to the last ones, and the first epoch number shown (all when not zoomed)."""
+    if not zoom or len(rows) < 2:
+        return rows, 1
+    shown = rows[max(1, len(rows) - ZOOM_EPOCHS):]
+    return shown, int(shown[0].get("epoch", len(rows) - len(shown) + 1))
+
+
+def _epochs_of(history: Sequence[dict[str, Any]]) -> list[int]:
+    return [int(row.get("epoch", i + 1)) for i, row in enumerate(history)]
+
+
+def _fit_y(ax: Any, values: Sequence[Any]) -> None:
+    finite = [float(v) for v in values if _finite(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+        pad = max(0.08 * (high - low), 0.01 * abs(high), 1e-4)
+        ax.set_ylim(low - pad, high + pad)
 
 
 def _finite(value: Any) -> bool:

@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -43,7 +44,7 @@ from transferlab.core.deploy.export_trust import EXTRA_FOLDER, LABELS_NAME
 from transferlab.core.kinds import KINDS
 from transferlab.core.runs.store import MAX_LABEL_CHARS
 from transferlab.gui.honest_numbers import cv_text_of
-from transferlab.gui.plots import CompareCurves
+from transferlab.gui.plots import ZOOM_EPOCHS, CompareCurves
 from transferlab.gui.worker import TaskGroup, describe_error
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,10 @@ class RunsPanel(QWidget):
         self.compare_tabs.addTab(self.metrics_table, "Metrics")
         self.compare_tabs.addTab(self.per_class_table, "Per-class recall")
         self.compare_tabs.addTab(self.config_table, "Config differences")
+        self.zoom_check = QCheckBox(f"Last {ZOOM_EPOCHS} epochs")
+        self.zoom_check.setToolTip("Zoom the curves to the last epochs, both axes scaled to them")
+        self.zoom_check.toggled.connect(self.curves.set_zoom_last)
+        self.compare_tabs.setCornerWidget(self.zoom_check)
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QS
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
 from transferlab.core.kinds import kind_of
 from transferlab.gui.honest_numbers import cv_text_of
-from transferlab.gui.plots import TRAINING_STARTING, TrainingCurves
+from transferlab.gui.plots import TRAINING_STARTING, ZOOM_EPOCHS, TrainingCurves
 from transferlab.gui.widgets import html_text
 
 
@@ -33,8 +33,13 @@ class TrainingPanel(QWidget):
         self.log_check = QCheckBox("Log-scale loss")
         self.log_check.setToolTip("Show the loss on a log scale: small changes in the last epochs stay visible")
         self.log_check.toggled.connect(self.curves.set_log_loss)
+        self.zoom_check = QCheckBox(f"Last {ZOOM_EPOCHS} epochs")
+        self.zoom_check.setToolTip("Zoom to the last epochs, both axes scaled to their values (the first epochs' "
+                                   "large loss no longer squashes the curves that matter)")
+        self.zoom_check.toggled.connect(self.curves.set_zoom_last)
         top = QHBoxLayout()
         top.addWidget(self.header, 1)
+        top.addWidget(self.zoom_check)
         top.addWidget(self.log_check)
         layout = QVBoxLayout(self)
         layout.addLayout(top)

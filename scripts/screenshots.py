@@ -103,8 +103,16 @@ def folder_views(window, out: Path, tmp: Path) -> None:
     window.data_panel.use_folder(str(folder))
     wait_for(window.data_panel.loaded)
     window.tabs.setCurrentWidget(window.data_panel)
+    wait_until(lambda: window.data_panel.aug_images is not None and window.data_panel.aug_images.ndim == 4)
     settle()
     save(window, out, "folder-data")
+    window.data_panel.views.setCurrentIndex(2)
+    save(window, out, "folder-augmentation")
+    window.data_panel.views.setCurrentIndex(0)
+    window.tabs.setCurrentWidget(window.doctor_panel)
+    window.doctor_panel.start_check()
+    wait_for(window.doctor_panel.checked)
+    save(window, out, "check-data")
     panel = window.model_panel
     panel.epochs_spin.setValue(5)
     panel.name_edit.setText("")
@@ -131,6 +139,9 @@ def folder_views(window, out: Path, tmp: Path) -> None:
     window.handle_drop(mime)
     wait_for(window.classify_panel.classified, 120000)
     save(window, out, "folder-classify")
+    window.classify_panel.trust.heatmap_box.setChecked(True)  # classifies the shown photos again, with heatmaps
+    wait_for(window.classify_panel.classified, 120000)
+    save(window, out, "folder-classify-heatmap")
 
 
 def main() -> int:
@@ -186,12 +197,18 @@ def main() -> int:
     result = wait_for(window.trainingFinished)[0]
     window.tabs.setCurrentWidget(window.training_panel)
     save(window, out, "training")
+    window.training_panel.zoom_check.setChecked(True)
+    save(window, out, "training-zoomed")
+    window.training_panel.zoom_check.setChecked(False)
 
     window.tabs.setCurrentWidget(window.results_panel)
     wait_for(window.results_panel.shown, 30000) if window.results_panel.results is None else None
     save(window, out, "results")
     window.results_panel.show_cell(4, 9)
     save(window, out, "results-cell")
+    window.results_panel.tabs.setCurrentWidget(window.results_panel.calibration_page)
+    save(window, out, "results-calibration")
+    window.results_panel.tabs.setCurrentIndex(0)
 
     window.tabs.setCurrentWidget(window.runs_panel)
     window.runs_panel.table.selectAll()

@@ -20,6 +20,7 @@ from transferlab.core.config import FolderConfig
 from transferlab.core.data.folders import Item, make_dataset
 from transferlab.core.errors import ModelError
 from transferlab.core.models.backbones import Backbone, resolve_backbone
+from transferlab.core.models.building import building_models
 from transferlab.core.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,17 @@ def augmentation_layers(seed: int | None = None) -> keras.Sequential:
     return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
                              keras.layers.RandomRotation(0.08, fill_mode="reflect", seed=seed),
                              keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed)], name="augmentation")
+
+
+def augmentation_preview(image: np.ndarray, count: int = 8, seed: int | None = None) -> np.ndarray:
+    """An image (uint8 H×W×3, as the model takes it) before (index 0) and after `count` draws of the folder runs'
+    augmentation (augmentation_layers, in training mode): uint8 (count + 1, H, W, 3)."""
+    pixels = np.asarray(image, dtype=np.uint8)
+    with building_models():
+        augmenter = augmentation_layers(seed)
+    batch = np.repeat(pixels[None].astype(np.float32), count, axis=0)
+    augmented = np.asarray(augmenter(batch, training=True))
+    return np.concatenate([pixels[None], np.clip(augmented, 0, 255).round().astype(np.uint8)])
 
 
 def compose(image_size: Sequence[int], parts: Sequence[keras.Model], head: keras.Model, *,

@@ -114,11 +114,15 @@ def test_changing_the_model_classifies_the_shown_images_again(qtbot, make_window
     with qtbot.waitSignal(panel.classified, timeout=30000):
         window.handle_drop(_mime(digit_png))
     assert panel.run_id() == NEWER and len(panel.predictions) == 1
+    answers: list[object] = []
+    panel.classified.connect(answers.append)
     with qtbot.waitSignal(panel.classified, timeout=30000) as again:
         panel.use_run(OLDER)
         assert panel.predictions == []  # the old model's answers are not left on screen
     assert [p.file for p in again.args[0]] == [str(digit_png)]
     assert OLDER in panel.status.text()
+    qtbot.waitUntil(lambda: not panel.tasks.running() and not panel.trust.tasks.running(), timeout=30000)
+    assert not panel.tasks.running() and len(answers) == 1  # classified again once, not twice
 
 
 # ---- 2. the per-class difference after a compare ----

@@ -83,3 +83,41 @@ def test_the_trace_follows_recent_batches_not_keras_running_mean(qtbot, plots):
     curves.add_batch(2, 5, 10, 0.5, 0.8)  # a new epoch: Keras' mean restarts
     ys = list(curves.batch_loss_line.get_ydata())
     assert ys == pytest.approx([1.0, 0.7 * 1.0 + 0.3 * 0.6, 0.7 * 0.88 + 0.3 * 0.5])
+
+
+def test_zoom_to_the_last_epochs_scales_both_axes_to_them(qtbot, plots):
+    curves = plots.TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.reset(12)
+    for row in _history(12):
+        curves.add_epoch(row["epoch"], row)
+    curves.fit_view()
+    full_low, full_high = curves.ax_loss.get_ylim()
+    curves.set_zoom_last(True)
+    left, right = curves.ax_loss.get_xlim()
+    assert 12 - plots.ZOOM_EPOCHS < left < 12 - plots.ZOOM_EPOCHS + 1 and right > 12
+    low, high = curves.ax_loss.get_ylim()
+    last = _history(12)[12 - plots.ZOOM_EPOCHS:]
+    assert high < 0.55 / 8 + 0.01 < full_high  # the first epochs' loss (0.5 … 0.1) is out of view
+    assert low <= min(r["loss"] for r in last) and high >= max(r["val_loss"] for r in last)
+    acc_low, _ = curves.ax_acc.get_ylim()
+    assert acc_low > 0.89 + 0.02 * 7  # the accuracy axis too
+    curves.add_epoch(13, {"loss": 0.03, "val_loss": 0.04, "accuracy": 1.0, "val_accuracy": 1.0})
+    assert curves.ax_loss.get_xlim()[1] > 13  # a live epoch moves the window
+    curves.set_zoom_last(False)
+    assert curves.ax_loss.get_xlim()[0] == 0 and curves.ax_loss.get_ylim()[1] > 0.5
+
+
+def test_the_compare_plot_reads_out_every_run_at_the_hovered_epoch_and_zooms(qtbot, plots):
+    compare = plots.CompareCurves()
+    qtbot.addWidget(compare)
+    compare.set_runs(["frozen", "fine-tuned"], [_history(3), _history(10)])
+    text = compare.readout(2.2)
+    assert text.splitlines() == [
+        "frozen — epoch 2: val. loss 0.2750, val. accuracy 0.9300, loss 0.2500, accuracy 0.9400",
+        "fine-tuned — epoch 2: val. loss 0.2750, val. accuracy 0.9300, loss 0.2500, accuracy 0.9400"]
+    assert compare.readout(9).splitlines()[0].startswith("frozen — epoch 3")  # its last epoch
+    compare.set_zoom_last(True)
+    left, right = compare.ax_loss.get_xlim()
+    assert left == 10 - plots.ZOOM_EPOCHS + 0.5 and right == 10.5
+    assert compare.ax_loss.get_ylim()[1] < 0.55 / 6 + 0.01

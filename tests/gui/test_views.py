@@ -167,6 +167,30 @@ def test_good_folder_summary(qtbot, make_window, tmp_path):
 
 
 @pytest.mark.slow
+def test_folder_augmentation_preview_shows_the_clicked_image_before_and_after(qtbot, make_window, tmp_path):
+    root = make_class_folder(tmp_path / "shapes", {"red": 3, "green": 3}, size=48)
+    window = make_window()
+    panel = window.data_panel
+    with qtbot.waitSignal(panel.augmented, timeout=30000):  # the first image of the first class, once scanned
+        panel.use_folder(str(root))
+    assert panel.views.isTabEnabled(2) and not panel.views.isTabEnabled(1)  # no pixel table for photos
+    assert panel.selected_file is not None and panel.selected_file.parent.name == "green"
+    assert "flip" in panel.aug_caption.text() and "shift" not in panel.aug_caption.text()
+    images = panel.aug_images
+    assert images is not None and images.shape == (9, 224, 224, 3) and images.dtype == np.uint8
+    assert all(np.abs(draw.astype(int) - images[0]).mean() > 1 for draw in images[1:])  # each draw changed it
+    assert not panel.aug_grid.pixmap().isNull() and not panel.aug_original.pixmap().isNull()
+    with qtbot.waitSignal(panel.augmented, timeout=30000):
+        panel._on_sample_clicked(1, 2)  # a click on the sample grid: red (classes sort), third image
+    assert panel.selected_file == root / panel._folder_paths[1][2] and panel.selected_file.parent.name == "red"
+    assert panel.views.currentIndex() == 2
+    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
+        panel.use_mnist()  # back to digits: the preview is the digits' again
+    qtbot.waitUntil(lambda: panel.aug_images is not None and panel.aug_images.ndim == 3, timeout=30000)
+    assert "shift" in panel.aug_caption.text()
+
+
+@pytest.mark.slow
 def test_window_size_splitters_and_recent_folders_are_remembered(qtbot, make_window, tmp_path):
     root = make_class_folder(tmp_path / "pets", {"a": 2, "b": 2})
     window = make_window()
