@@ -91,11 +91,26 @@ def main() -> int:
     probe = Probe()
     marks: dict[str, float] = {}
 
+    timeline: list[tuple[float, str]] = []  # what the GUI thread was handling, to name each long gap
+
     def on_event(event) -> None:
+        now = time.perf_counter()
         if isinstance(event, BatchProgress):
-            marks.setdefault("first_batch", time.perf_counter())
+            marks.setdefault("first_batch", now)
         elif isinstance(event, EpochEnded):
-            marks["last_epoch"] = time.perf_counter()
+            marks["last_epoch"] = now
+        if not timeline or timeline[-1][1] != type(event).__name__:
+            timeline.append((now, type(event).__name__))
+
+    curves = window.training_panel.curves
+    plain_draw = curves.draw
+
+    def timed_draw() -> None:  # every full matplotlib redraw of the training curves, with its duration
+        began = time.perf_counter()
+        plain_draw()
+        timeline.append((began, f"full curve redraw {1000 * (time.perf_counter() - began):.0f} ms"))
+
+    curves.draw = timed_draw
 
     probe.start()
     started = time.perf_counter()
@@ -110,6 +125,11 @@ def main() -> int:
     print(f"worst event-loop stall while fitting (first batch → last epoch): {1000 * probe.worst(*steady):.0f} ms "
           f"(99th percentile {1000 * probe.percentile(0.99, *steady):.0f} ms; target <= 50 ms)")
     big = [(round(at - started, 2), round(1000 * gap)) for at, gap in probe.gaps if gap > 0.05]
+    for at, gap in probe.gaps:
+        if gap > 0.05:
+            during = [name for when, name in timeline if at - gap <= when <= at]
+            print(f"  gap of {1000 * gap:.0f} ms ending {at - started:.2f} s after the click, during: "
+                  f"{', '.join(during) or '(no event)'}")
     print(f"curve updates: {window.training_panel.curves.redraws}, of which full redraws: "
           f"{window.training_panel.curves.full_draws}; gaps > 50 ms (s after start, ms): {big}")
     print(f"worst stall over the whole run (start, model build, evaluation, results): "

@@ -157,8 +157,10 @@ ACCURATE_EPOCHS = 15
 def mnist_preset(model: MnistModel = "fast", **overrides: Any) -> MnistConfig:
     """The recommended settings for each MNIST model; keyword overrides go to FitOptions or MnistConfig."""
     fit_defaults: dict[MnistModel, dict[str, Any]] = {
-        # The fast preset is tuned for a 2-core laptop CPU (see bench/mnist.py).
-        "fast": dict(epochs=3, batch_size=128, learning_rate=4e-3, validation_split=0.05,
+        # The fast preset is tuned for a 2-core laptop CPU (see bench/mnist.py). Two epochs at batch 64 beat three
+        # at batch 128 (or 256) in both time and accuracy: the CPU time per epoch barely depends on the batch size
+        # there, and smaller batches make more updates per epoch.
+        "fast": dict(epochs=2, batch_size=64, learning_rate=3e-3, validation_split=0.05,
                      lr_schedule="onecycle", label_smoothing=0.1),
         # The seed material's recipe.
         "cnn": dict(epochs=10, batch_size=32, learning_rate=1e-3, validation_split=0.3,

@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
         self.message_bar.clear()
         epochs = config.fit.epochs
         title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else title_of(config)
+        self.tabs.setCurrentWidget(self.training_panel)  # first: the curves' one full redraw gets the final size
         self.training_panel.begin(title, epochs)
         self._runs_in_task = 2 if compare else 1
         self._run_index = 0
@@ -295,7 +296,6 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.progress.setFormat("starting (loading TensorFlow)…")
         self.eta_label.setText("")
-        self.tabs.setCurrentWidget(self.training_panel)
         self.training = self.tasks.start(
             "compare" if compare else "training",
             compare_fn(config, self.store, self.model_panel.explicit_fit()) if compare

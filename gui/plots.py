@@ -105,6 +105,10 @@ class TrainingCurves(Canvas):
         for ax in (self.ax_loss, self.ax_acc):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole numbers
         self.ax_loss.legend(fontsize=8, loc="upper right")
+        # "starting…" over the empty axes until the first batch: an animated artist, so that the first batch
+        # is a cheap blit, not a full redraw (the axes are drawn once, at the click, before fitting competes)
+        self.starting_text = self.ax_acc.text(0.5, 0.5, "", transform=self.ax_acc.transAxes, ha="center",
+                                              va="center", fontsize=9, color="#666", wrap=True, animated=True)
         self.placeholder = self._make_placeholder()
         self.log_loss = False
         self.zoom_last = False
@@ -115,7 +119,22 @@ class TrainingCurves(Canvas):
         self.mpl_connect("motion_notify_event", self._on_hover)
         self.reset(message=TRAINING_EMPTY)
 
+    def begin(self, epochs: int) -> None:
+        """A run starts: empty axes for `epochs` epochs with a "starting" note, drawn fully at the next event-loop
+        turn (one full redraw, after the tab switch has sized the canvas)."""
+        self.reset(epochs)
+        self.starting_text.set_text(TRAINING_STARTING)
+        self._needs_full = False  # the draw below is the full one (its draw_event caches the background)
+        self._dirty = False
+        self.full_draws += 1
+        self.draw_idle()
+
+    @property
+    def starting(self) -> bool:
+        return bool(self.starting_text.get_text())
+
     def reset(self, epochs: int = 1, message: str = "") -> None:
+        self.starting_text.set_text("")
         self.epochs_planned = max(1, epochs)
         self.epochs: list[dict[str, float]] = []
         self._batch_x: list[float] = []
@@ -166,6 +185,7 @@ class TrainingCurves(Canvas):
         running means, lightly smoothed: one continuous line, however few reports an epoch has."""
         x = epoch - 1 + (batch / batches if batches else 0.5)
         self._show_axes()
+        self.starting_text.set_text("")
         recent_loss, recent_acc = loss, accuracy
         last = self._last_report
         if last is not None and last[0] == epoch and batch > last[1]:
@@ -187,6 +207,7 @@ class TrainingCurves(Canvas):
 
     def add_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self._show_axes()
+        self.starting_text.set_text("")
         self.epochs.append({"epoch": epoch, **metrics})
         self._update_epoch_lines()
         if self.zoom_last:  # the window moves with every epoch: one full redraw per epoch, asked for
@@ -298,6 +319,8 @@ class TrainingCurves(Canvas):
     def _draw_curves(self) -> None:
         for line in self._lines():
             line.axes.draw_artist(line)
+        if self.starting_text.get_text():
+            self.ax_acc.draw_artist(self.starting_text)
 
 
 class BarChart(Canvas):

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QS
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
 from transferlab.core.kinds import kind_of
 from transferlab.gui.honest_numbers import cv_text_of
-from transferlab.gui.plots import TRAINING_STARTING, ZOOM_EPOCHS, TrainingCurves
+from transferlab.gui.plots import ZOOM_EPOCHS, TrainingCurves
 from transferlab.gui.widgets import html_text
 
 
@@ -48,8 +48,7 @@ class TrainingPanel(QWidget):
         self._last_elapsed = 0.0
 
     def begin(self, title: str, epochs: int) -> None:
-        self.curves.reset(epochs, TRAINING_STARTING)
-        self.curves.draw_now()  # the one full redraw, before the worker competes for the CPU
+        self.curves.begin(epochs)
         self.log.clear()
         self._last_phase = ""
         self._last_elapsed = 0.0

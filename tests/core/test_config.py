@@ -50,7 +50,7 @@ def test_bad_values_are_named_with_what_was_expected(make, message):
 
 
 def test_learning_rate_defaults_depend_on_the_kind_of_run():
-    assert mnist_preset("fast").fit.learning_rate == 4e-3  # presets set their own
+    assert mnist_preset("fast").fit.learning_rate == 3e-3  # presets set their own
     frozen = FolderConfig(data_dir="x")
     finetune = dataclasses.replace(frozen, mode="finetune")
     assert frozen.fit.learning_rate is None and default_learning_rate(frozen) == FROZEN_LEARNING_RATE == 1e-2

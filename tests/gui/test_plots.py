@@ -121,3 +121,19 @@ def test_the_compare_plot_reads_out_every_run_at_the_hovered_epoch_and_zooms(qtb
     left, right = compare.ax_loss.get_xlim()
     assert left == 10 - plots.ZOOM_EPOCHS + 0.5 and right == 10.5
     assert compare.ax_loss.get_ylim()[1] < 0.55 / 6 + 0.01
+
+
+def test_a_run_starts_with_one_full_redraw_and_its_first_batch_is_a_blit(qtbot, plots):
+    curves = plots.TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.setMinimumSize(curves.minimumSizeHint())
+    curves.show()
+    curves.begin(3)
+    assert curves.starting and curves.ax_loss.get_visible()  # empty axes with a "starting" note
+    qtbot.waitUntil(lambda: curves._background is not None, timeout=5000)
+    full = curves.full_draws
+    redraws = curves.redraws
+    curves.add_batch(1, 1, 100, 2.0, 0.2)
+    assert not curves.starting
+    qtbot.waitUntil(lambda: curves.redraws > redraws, timeout=5000)
+    assert curves.full_draws == full  # the first batch costs a blit, not a ~100 ms full redraw mid-training
