@@ -60,6 +60,9 @@ def doctor_fn(folder: str, backbone: str, split_run: str | None = None, store: A
     return check
 
 
+TAB_TITLES = ("Likely mislabelled", "Near-duplicates", "Do I need more images?", "Unreadable files")
+
+
 class DoctorPanel(QWidget):
     message = Signal(str, str)  # text, level
     checked = Signal(object)  # the report dict, once shown
@@ -107,10 +110,9 @@ class DoctorPanel(QWidget):
         curve_layout.addWidget(self.curve, 1)
         self.unreadable = self._table(["File", "Reason"])
         self.views = QTabWidget()
-        self.views.addTab(self.suspects, "Likely mislabelled")
-        self.views.addTab(self.duplicates, "Near-duplicates")
-        self.views.addTab(curve_box, "Do I need more images?")
-        self.views.addTab(self.unreadable, "Unreadable files")
+        for widget, title in zip((self.suspects, self.duplicates, curve_box, self.unreadable), TAB_TITLES,
+                                 strict=True):
+            self.views.addTab(widget, title)  # after a check, each title carries its count: "(0)" says none
         self.suspects.itemSelectionChanged.connect(self._on_selection)
         self.duplicates.itemSelectionChanged.connect(self._on_selection)
 
@@ -255,6 +257,11 @@ class DoctorPanel(QWidget):
         self._fill(self.curve, [[f"{p['images_per_class']:.0f}", f"{100 * p['accuracy_mean']:.1f} %",
                                  f"{100 * p['accuracy_std']:.1f}"] for p in curve.get("points", [])])
         self.curve_label.setText(html_text(curve.get("reading", "No learning curve.")))
+        for index, (title, count) in enumerate(((TAB_TITLES[0], len(report["suspects"])),
+                                                (TAB_TITLES[1], len(report["near_duplicates"])),
+                                                (TAB_TITLES[2], None),
+                                                (TAB_TITLES[3], len(report["unreadable"])))):
+            self.views.setTabText(index, title if count is None else f"{title} ({count})")
         self._update_buttons()
 
     def _clear(self) -> None:

@@ -3,6 +3,7 @@ view (Data, Model, Training, Results, Runs, Classify). Owns the training Task; d
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
         self.data_panel.loaded.connect(self._on_data_loaded)
         self.model_panel.compareRequested.connect(self.start_compare)
         self.model_panel.summaryShown.connect(self._update_train_button)
+        self.model_panel.summaryShown.connect(self._freeze_startup_objects)
         self.runs_panel.showResults.connect(self.show_results)
         self.runs_panel.classifyWith.connect(self._on_classify_with)
         self.runs_panel.listed.connect(lambda: self.classify_panel.refresh_runs(self.runs_panel.runs))
@@ -256,6 +258,16 @@ class MainWindow(QMainWindow):
     def is_training(self) -> bool:
         return self.training is not None and self.training.running
 
+    def _freeze_startup_objects(self) -> None:
+        """Once TensorFlow, Keras and matplotlib are loaded (the first model summary needs all three), move the
+        objects that live as long as the app out of the garbage collector's reach (gc.freeze). Otherwise a
+        full collection, triggered on whatever thread allocates, walks them all while holding the GIL: a
+        ~200 ms freeze of the window while the next run traces its training step (bench/gui.py)."""
+        self.model_panel.summaryShown.disconnect(self._freeze_startup_objects)
+        gc.collect()
+        gc.freeze()
+        logger.debug("froze %d long-lived objects", gc.get_freeze_count())
+
     def start_training(self) -> Task | None:
         return self._start(compare=False)
 
@@ -287,8 +299,8 @@ class MainWindow(QMainWindow):
         self.message_bar.clear()
         epochs = config.fit.epochs
         title = ("frozen vs fine-tuned on " + Path(folder).name) if compare else title_of(config)
-        self.tabs.setCurrentWidget(self.training_panel)  # first: the curves' one full redraw gets the final size
-        self.training_panel.begin(title, epochs)
+        self.tabs.setCurrentWidget(self.training_panel)  # first: the curves' full redraw gets the final size
+        self.training_panel.begin(title, epochs)  # before the worker starts and competes for the CPU
         self._runs_in_task = 2 if compare else 1
         self._run_index = 0
         self._epochs = epochs

@@ -103,12 +103,13 @@ class TrainingCurves(Canvas):
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
         for ax in (self.ax_loss, self.ax_acc):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=1))  # whole epochs
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5))  # each tick label costs ~2 ms of every full redraw
         self.ax_loss.legend(fontsize=8, loc="upper right")
         # "starting…" over the empty axes until the first batch: an animated artist, so that the first batch
         # is a cheap blit, not a full redraw (the axes are drawn once, at the click, before fitting competes)
         self.starting_text = self.ax_acc.text(0.5, 0.5, "", transform=self.ax_acc.transAxes, ha="center",
-                                              va="center", fontsize=9, color="#666", wrap=True, animated=True)
+                                              va="center", fontsize=9, color="#666", animated=True)
         self.placeholder = self._make_placeholder()
         self.log_loss = False
         self.zoom_last = False
@@ -120,14 +121,13 @@ class TrainingCurves(Canvas):
         self.reset(message=TRAINING_EMPTY)
 
     def begin(self, epochs: int) -> None:
-        """A run starts: empty axes for `epochs` epochs with a "starting" note, drawn fully at the next event-loop
-        turn (one full redraw, after the tab switch has sized the canvas)."""
+        """A run starts: empty axes for `epochs` epochs with a "starting" note, drawn fully now, before the worker
+        competes for the CPU (call it once the canvas is shown at its final size). That is the run's one full
+        redraw until it ends: the first batch is a blit."""
         self.reset(epochs)
-        self.starting_text.set_text(TRAINING_STARTING)
-        self._needs_full = False  # the draw below is the full one (its draw_event caches the background)
-        self._dirty = False
-        self.full_draws += 1
-        self.draw_idle()
+        self.starting_text.set_text(TRAINING_STARTING.replace(". ", ".\n"))  # no wrap=True: its layout is slow
+        self.draw_now()
+        self._draw_pending = False  # a redraw queued by the tab switch's resize would only repeat this one
 
     @property
     def starting(self) -> bool:
@@ -420,6 +420,10 @@ class CompareCurves(Canvas):
     def set_runs(self, titles: Sequence[str], histories: Sequence[Sequence[dict[str, Any]]]) -> None:
         self.titles = list(titles)
         self.histories = [[dict(row) for row in history] for history in histories]
+        if not titles:  # only the sentence: the hidden axes are cleared when runs come (a clear costs ~40 ms)
+            self.show_placeholder(COMPARE_EMPTY)
+            self.redraw_now()
+            return
         for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
             ax.clear()
             ax.set_title(title + "  (solid: validation, dashed: training)", fontsize=9)
@@ -427,7 +431,7 @@ class CompareCurves(Canvas):
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        self.show_placeholder("" if titles else COMPARE_EMPTY)
+        self.show_placeholder("")
         longest = 1
         for index, (title, history) in enumerate(zip(self.titles, self.histories, strict=True)):
             color = RUN_COLORS[index % len(RUN_COLORS)]
@@ -450,8 +454,7 @@ class CompareCurves(Canvas):
                 _fit_y(ax, [row.get(k) for history in self.histories for e, row in zip(_epochs_of(history), history,
                                                                                        strict=True)
                             if e >= first for k in (key, f"val_{key}")])
-        if titles:
-            self.ax_acc.legend(fontsize=7, loc="lower right")
+        self.ax_acc.legend(fontsize=7, loc="lower right")
         self.redraw_now()
 
     def readout(self, epoch: float) -> str:

@@ -112,6 +112,7 @@ def folder_views(window, out: Path, tmp: Path) -> None:
     window.tabs.setCurrentWidget(window.doctor_panel)
     window.doctor_panel.start_check()
     wait_for(window.doctor_panel.checked)
+    window.doctor_panel.views.setCurrentIndex(1)  # the near-duplicate groups (no photo here looks mislabelled)
     save(window, out, "check-data")
     panel = window.model_panel
     panel.epochs_spin.setValue(5)
