@@ -1,5 +1,7 @@
-"""GUI responsiveness: the worst event-loop stall during a longer MNIST training run (target <= 50 ms), and
-the time from dropping an image on the window to its classification on screen, model loaded (target <= 150 ms).
+"""GUI responsiveness: the worst event-loop stall over a whole MNIST training run, the click on Train included
+(target <= 100 ms) and while fitting (target <= 50 ms), each gap over 50 ms with what the GUI thread handled
+during it; and the time from dropping an image on the window to its classification on screen, model loaded
+(target <= 150 ms).
 
     python bench/gui.py [--model fast] [--train-limit 12000] [--epochs 2]
 
@@ -133,7 +135,7 @@ def main() -> int:
     print(f"curve updates: {window.training_panel.curves.redraws}, of which full redraws: "
           f"{window.training_panel.curves.full_draws}; gaps > 50 ms (s after start, ms): {big}")
     print(f"worst stall over the whole run (start, model build, evaluation, results): "
-          f"{1000 * probe.worst():.0f} ms")
+          f"{1000 * probe.worst():.0f} ms (target <= 100 ms)")
 
     image = Image.new("L", (120, 120), 255)
     draw = ImageDraw.Draw(image)
