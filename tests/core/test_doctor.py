@@ -253,3 +253,32 @@ def test_training_split_keeps_near_duplicates_on_one_side(tmp_path: Path, hub_mo
     straddling = DataSplit(class_names=("a",), train=(("x.jpg", 0),), val=(("y.jpg", 0), ("z.jpg", 0)))
     kept, moved = keep_groups_together(straddling, [["x.jpg", "y.jpg"]])
     assert moved == 1 and kept.train == (("x.jpg", 0), ("y.jpg", 0)) and kept.val == (("z.jpg", 0),)
+
+
+def test_near_duplicate_pairs_compared_in_blocks_match_the_whole_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pairwise comparison runs PAIR_BLOCK rows at a time (memory O(block × n), not n × n): groups that
+    straddle block boundaries come out as when everything is compared at once, by brute force here."""
+    from transferlab.core.analysis import duplicates
+
+    rng = np.random.default_rng(0)
+    n = 60
+    hashes = rng.integers(1, 2**63, n, dtype=np.uint64)
+    embeddings = rng.normal(size=(n, 16)).astype(np.float32)
+    for a, b in ((0, 59), (3, 31), (31, 45), (12, 13)):  # planted pairs; 3-31-45 is one group of three
+        hashes[b] = hashes[a] ^ np.uint64(0b101)  # 2 bits apart
+        embeddings[b] = embeddings[a] + 0.01
+    hashes[20] = 0  # an unreadable image links to nothing
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    bits = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    expected = (bits <= duplicates.HASH_MAX_BITS) & (unit @ unit.T >= duplicates.COSINE_MIN)
+    expected &= (hashes != 0)[:, None] & (hashes != 0)[None, :]
+    expected_pairs = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(expected, 1)), strict=True)}
+    monkeypatch.setattr(duplicates, "PAIR_BLOCK", 7)
+    rows, cols, similarity, bits = duplicates.linked_pairs(hashes, unit, duplicates.HASH_MAX_BITS,
+                                                           duplicates.COSINE_MIN)
+    assert np.all(bits <= 2) and np.all(similarity > 0.99)  # each pair carries its own link strength
+    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == expected_pairs
+    assert {(0, 59), (3, 31), (31, 45), (12, 13)} <= expected_pairs
+    groups = duplicates.near_duplicate_groups(hashes, embeddings)
+    assert [g.members for g in groups] == [(3, 31, 45), (0, 59), (12, 13)]
+    assert all(g.hash_bits == 2 and g.similarity > 0.99 for g in groups)
