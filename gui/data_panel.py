@@ -4,6 +4,7 @@ files with reasons, the pixel values of one digit and an augmentation preview. A
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -450,23 +451,21 @@ class DataPanel(QWidget):
         """New random draws of the augmentation for the selected digit (MNIST) or image (folder)."""
         self._aug_seed += 1
         seed = self._aug_seed
+        compute: Callable[[Any, int], np.ndarray]
+        source: Any  # the folder image's path, or the digit's pixels
         if self.uses_folder:
-            path = self.selected_file
-            if path is None:
+            if self.selected_file is None:
                 return
-            self.tasks.start("augmentation-preview",
-                             lambda _report, _stop: folder_augmentation_overview(path, seed),
-                             returned=self._on_augmented, errored=self._on_augmentation_error,
-                             finished=self._on_augmentation_finished)
+            compute, source, errored = folder_augmentation_overview, self.selected_file, self._on_augmentation_error
         else:
             if self.mnist is None:
                 return
             from transferlab.core.data.mnist import pixel_matrix
 
-            pixels, _ = pixel_matrix(self.mnist, self.selected_index)
-            self.tasks.start("augmentation-preview", lambda _report, _stop: augmentation_overview(pixels, seed),
-                             returned=self._on_augmented, errored=self._on_error,
-                             finished=self._on_augmentation_finished)
+            source, _ = pixel_matrix(self.mnist, self.selected_index)
+            compute, errored = augmentation_overview, self._on_error
+        self.tasks.start("augmentation-preview", lambda _report, _stop: compute(source, seed),
+                         returned=self._on_augmented, errored=errored, finished=self._on_augmentation_finished)
         self.reroll_button.setEnabled(False)
 
     def _on_augmentation_error(self, error: BaseException) -> None:

@@ -154,6 +154,8 @@ class TrainingCurves(Canvas):
         self.request_redraw()
 
     def _show_axes(self) -> None:
+        """The first data of a run: the axes replace the empty-state sentence and the "starting" note."""
+        self.starting_text.set_text("")
         if self.placeholder_text:
             self.show_placeholder("")
             self._needs_full = True
@@ -185,7 +187,6 @@ class TrainingCurves(Canvas):
         running means, lightly smoothed: one continuous line, however few reports an epoch has."""
         x = epoch - 1 + (batch / batches if batches else 0.5)
         self._show_axes()
-        self.starting_text.set_text("")
         recent_loss, recent_acc = loss, accuracy
         last = self._last_report
         if last is not None and last[0] == epoch and batch > last[1]:
@@ -207,7 +208,6 @@ class TrainingCurves(Canvas):
 
     def add_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self._show_axes()
-        self.starting_text.set_text("")
         self.epochs.append({"epoch": epoch, **metrics})
         self._update_epoch_lines()
         if self.zoom_last:  # the window moves with every epoch: one full redraw per epoch, asked for
@@ -238,11 +238,11 @@ class TrainingCurves(Canvas):
         batches' loss, far above it, would squash the curves that matter; it is clipped (log scale shows it)."""
         rows, first = zoom_window(self.epochs, self.zoom_last)
         in_view = [v for v, x in zip(self._batch_loss, self._batch_x, strict=True)
-                   if not self.zoom_last or x >= first - 0.3]
+                   if _finite(v) and (not self.zoom_last or x >= first - 0.3)]
         epoch_loss = [row[k] for row in rows for k in ("loss", "val_loss") if _finite(row.get(k))]
-        values = epoch_loss or [v for v in in_view if _finite(v)]
+        values = epoch_loss or in_view
         if self.log_loss:
-            values = [v for v in values + [v for v in in_view if _finite(v)] if v > 0] or [1e-3, 1.0]
+            values = [v for v in values + in_view if v > 0] or [1e-3, 1.0]
             self._set_loss_limits(min(values) / 1.5, max(values) * 1.5)
         elif values:
             low, high = min(values), max(values)

@@ -99,6 +99,17 @@ def quick_mnist(window, model: str = "ann", train_limit: int = 600, test_limit: 
     panel.stop_check.setChecked(False)
 
 
+def start_long_run(qtbot, window) -> None:
+    """Start a 5-epoch CNN run on 20,000 digits and return once its second batch has been reported."""
+    from transferlab.core.events import BatchProgress
+
+    quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
+    batches = []
+    task = window.start_training()
+    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
+    qtbot.waitUntil(lambda: len(batches) >= 2, timeout=60000)
+
+
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     """Two small MNIST runs (different learning rates), trained once headless; tests only read them."""

@@ -14,9 +14,8 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtWidgets import QFileDialog, QLabel
 
-from tests.gui.conftest import quick_mnist
+from tests.gui.conftest import quick_mnist, start_long_run
 from transferlab.core.config import FolderConfig
-from transferlab.core.events import BatchProgress
 from transferlab.core.runs.store import RunStore
 
 
@@ -263,11 +262,7 @@ def test_menu_bar_and_shortcuts(qtbot, make_window):
 @pytest.mark.slow
 def test_escape_stops_a_run_and_the_title_shows_progress(qtbot, make_window):
     window = make_window()
-    quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
-    batches = []
-    task = window.start_training()
-    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
-    qtbot.waitUntil(lambda: len(batches) >= 2, timeout=60000)
+    start_long_run(qtbot, window)
     assert "%" in window.windowTitle() and "epoch 1/5" in window.windowTitle()
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)

@@ -20,14 +20,21 @@ def hub_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_hub_model(tmp_path_factory.mktemp("hub") / "tiny", feature_dim=32, image_size=32)
 
 
-@pytest.mark.slow
-def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, hub_model: Path) -> None:
+def _flowers_with_a_flipped_label(qtbot, make_window, tmp_path: Path, hub_model: Path):
+    """A folder of two textured classes with one amber image filed as bluebell, open in a window whose
+    backbone is the tiny hub model."""
     root = make_textured_folder(tmp_path / "flowers", {"amber": 12, "bluebell": 12}, seed=3)
     write_image(root / "bluebell" / "flipped.jpg", textured_image(0, (48, 48), np.random.default_rng(9)))
     window = make_window()
     with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
         window.data_panel.use_folder(str(root))
     window.model_panel.backbone_combo.setEditText(str(hub_model))
+    return root, window
+
+
+@pytest.mark.slow
+def test_check_data_move_a_suspect_and_undo(qtbot, make_window, tmp_path: Path, hub_model: Path) -> None:
+    root, window = _flowers_with_a_flipped_label(qtbot, make_window, tmp_path, hub_model)
     panel = window.doctor_panel
     assert panel.folder == str(root) and panel.backbone == str(hub_model)
     assert window.model_panel.cv_check.isChecked()  # a small folder: cross-validation on by default
@@ -96,12 +103,7 @@ def test_model_panel_keeps_each_modes_settings(qtbot, make_window, tmp_path: Pat
 @pytest.mark.slow
 def test_exclude_from_the_view_and_a_file_changed_since_the_check_is_refused(qtbot, make_window, tmp_path: Path,
                                                                               hub_model: Path) -> None:
-    root = make_textured_folder(tmp_path / "flowers", {"amber": 12, "bluebell": 12}, seed=3)
-    write_image(root / "bluebell" / "flipped.jpg", textured_image(0, (48, 48), np.random.default_rng(9)))
-    window = make_window()
-    with qtbot.waitSignal(window.data_panel.loaded, timeout=30000):
-        window.data_panel.use_folder(str(root))
-    window.model_panel.backbone_combo.setEditText(str(hub_model))
+    root, window = _flowers_with_a_flipped_label(qtbot, make_window, tmp_path, hub_model)
     panel = window.doctor_panel
     with qtbot.waitSignal(panel.checked, timeout=120000):
         panel.start_check()

@@ -8,7 +8,7 @@ import time
 import pytest
 from PySide6.QtCore import QMimeData, Qt, QTimer, QUrl
 
-from tests.gui.conftest import quick_mnist
+from tests.gui.conftest import quick_mnist, start_long_run
 from transferlab.core.events import BatchProgress, RunFinished, RunStarted
 from transferlab.core.runs.store import RunStore
 
@@ -84,11 +84,7 @@ def test_event_loop_never_stalls_while_training(qtbot, make_window):
 @pytest.mark.slow
 def test_stop_takes_effect_within_a_batch(qtbot, make_window):
     window = make_window()
-    quick_mnist(window, model="cnn", train_limit=20000, epochs=5)
-    batches = []
-    task = window.start_training()
-    task.reported.connect(lambda event: batches.append(event) if isinstance(event, BatchProgress) else None)
-    qtbot.waitUntil(lambda: len(batches) >= 2, timeout=60000)
+    start_long_run(qtbot, window)
     with qtbot.waitSignal(window.trainingFinished, timeout=10000) as finished:
         started = time.perf_counter()
         qtbot.mouseClick(window.stop_button, Qt.MouseButton.LeftButton)
