@@ -18,8 +18,11 @@ MAX_SHEAR = 0.1
 MAX_ZOOM = 0.1  # scale in [0.9, 1.1]
 
 
-def random_affine(images: tf.Tensor, seed: int | None = None) -> tf.Tensor:
-    """Distort a batch of [B, H, W] digits (any value range; zero is the background): same shape and dtype."""
+def random_affine(images: tf.Tensor, seed: int | tf.Tensor | None = None) -> tf.Tensor:
+    """Distort a batch of [B, H, W] digits (any value range; zero is the background): same shape and dtype.
+
+    `seed`: None draws from TF's global random state; an int or a [2] integer tensor makes the draws a pure
+    function of the seed (stateless), so the same seed distorts a batch the same way whatever thread runs it."""
     images = tf.convert_to_tensor(images)
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     transforms = affine_matrices(tf.shape(images)[0], height, width, seed)
@@ -29,15 +32,19 @@ def random_affine(images: tf.Tensor, seed: int | None = None) -> tf.Tensor:
     return tf.cast(out[..., 0], images.dtype)
 
 
-def affine_matrices(count: tf.Tensor, height: tf.Tensor, width: tf.Tensor, seed: int | None = None) -> tf.Tensor:
+def affine_matrices(count: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
+                    seed: int | tf.Tensor | None = None) -> tf.Tensor:
     """[count, 8] projective transforms (the last row fixed at 0, 0, 1) mapping output pixels to input pixels."""
-    def uniform(limit: float, offset: int) -> tf.Tensor:
-        return tf.random.uniform([count], -limit, limit, seed=None if seed is None else seed + offset)
-
-    angle, shear_x, shear_y = uniform(MAX_ROTATION, 0), uniform(MAX_SHEAR, 1), uniform(MAX_SHEAR, 2)
-    zoom = 1.0 + uniform(MAX_ZOOM, 3)
+    shape = tf.stack([6, count])
+    if seed is None:
+        draws = tf.random.uniform(shape, -1.0, 1.0)
+    else:
+        seed = tf.cast([seed, 0] if isinstance(seed, int) else seed, tf.int64)
+        draws = tf.random.stateless_uniform(shape, seed=seed, minval=-1.0, maxval=1.0)
+    angle, shear_x, shear_y = draws[0] * MAX_ROTATION, draws[1] * MAX_SHEAR, draws[2] * MAX_SHEAR
+    zoom = 1.0 + draws[3] * MAX_ZOOM
     h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    shift_x, shift_y = uniform(MAX_SHIFT, 4) * w, uniform(MAX_SHIFT, 5) * h
+    shift_x, shift_y = draws[4] * MAX_SHIFT * w, draws[5] * MAX_SHIFT * h
     cos, sin = tf.cos(angle), tf.sin(angle)
     # A = rotation · shear / zoom, applied about the centre.
     a00 = (cos - sin * shear_y) / zoom

@@ -8,4 +8,5 @@ from __future__ import annotations
 import transferlab.core.models.efficientnet_lite
 import transferlab.core.models.hub_layer
 import transferlab.core.models.losses
+import transferlab.core.models.normalization
 import transferlab.core.models.schedules  # noqa: F401

@@ -9,6 +9,10 @@ import keras
 from keras import layers
 
 from transferlab.core.errors import ConfigError
+from transferlab.core.models.normalization import FusedBatchNormalization
+
+# The probabilities stay float32 under mixed precision (float16 softmax outputs lose the small probabilities).
+OUTPUT_DTYPE = "float32"
 
 
 def _input_block(name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -25,7 +29,7 @@ def build_ann() -> keras.Model:
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(0.2)(x)
     x = layers.Dense(10, name="logits")(x)
-    outputs = layers.Softmax(name="probabilities")(x)
+    outputs = layers.Softmax(name="probabilities", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name="ann")
 
 
@@ -37,7 +41,7 @@ def build_seed_cnn() -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dropout(0.5)(x)
     x = layers.Dense(128, activation="relu")(x)
-    outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(10, activation="softmax", name="probabilities", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 
@@ -50,7 +54,7 @@ def build_keras_recipe_cnn() -> keras.Model:
     x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(10, activation="softmax", name="probabilities", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name="keras_simple_convnet")
 
 
@@ -88,10 +92,10 @@ def _strided_cnn(name: str, width: int) -> keras.Model:
     x = layers.Conv2D(32, 5, strides=2, padding="same", activation="relu")(x)
     for strides, padding in ((2, "same"), (1, "valid")):
         x = layers.Conv2D(width, 3, strides=strides, padding=padding, use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = FusedBatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
     x = layers.Flatten()(x)
-    outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(10, activation="softmax", name="probabilities", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name=name)
 
 

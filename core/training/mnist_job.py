@@ -35,7 +35,12 @@ def make_train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, 
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        dataset = dataset.map(lambda x, y: (random_affine(x, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
+        # One stateless seed per batch from a seeded stream that differs each epoch: the distortions depend on the
+        # run's seed only, not on which of tf.data's threads draws them first.
+        batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, batch_seeds)).map(
+            lambda batch, batch_seed: (random_affine(batch[0], batch_seed), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -68,7 +73,7 @@ class MnistJob:
         train_idx, val_idx = split_indices(len(images), fit.validation_split, fit.seed)
         train = make_train_dataset(images[train_idx], labels[train_idx], fit.batch_size, fit.seed, config.augment)
         val = make_eval_dataset(images[val_idx], labels[val_idx], 512) if len(val_idx) else None
-        with building_models():
+        with building_models(ctx.dtype_policy):
             model = build_mnist_model(config.model)
         details = describe(mnist)
         summary = DataSummary(kind=config.kind, classes=tuple(details.pop("classes")), train_samples=len(train_idx),

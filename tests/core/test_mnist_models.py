@@ -67,3 +67,39 @@ def test_accurate_preset_augments_and_learns_2000_real_digits(tmp_path):
     result = run_training(config, store=RunStore(tmp_path / "runs"))
     assert result.status == "finished", result.reason
     assert result.metrics["test_accuracy"] > 0.5  # chance is 0.1; augmented digits learn slower in 2 epochs
+
+
+STARTING_WEIGHTS = [np.linspace(0.8, 1.2, 8), np.linspace(-0.3, 0.3, 8),  # gamma, beta
+                    np.linspace(-1, 1, 8), np.linspace(1, 2, 8)]  # moving mean, moving variance
+
+
+def test_fused_batch_norm_trains_and_predicts_like_keras_batch_norm():
+    from transferlab.core.models.normalization import FusedBatchNormalization
+
+    fused, plain = FusedBatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
+    for layer in (fused, plain):
+        layer.build((None, 5, 5, 8))
+        layer.set_weights(STARTING_WEIGHTS)
+    batch = np.random.default_rng(1).normal(3, 2, size=(16, 5, 5, 8)).astype(np.float32)
+    trained = [keras.ops.convert_to_numpy(layer(batch, training=True)) for layer in (fused, plain)]
+    np.testing.assert_allclose(trained[0], trained[1], atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), atol=1e-5)
+    n = 16 * 5 * 5  # the fused op moves the variance towards the batch's unbiased variance
+    expected_variance = 0.9 * STARTING_WEIGHTS[3] + 0.1 * batch.var(axis=(0, 1, 2)) * n / (n - 1)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), expected_variance, rtol=1e-4)
+    fused.moving_variance.assign(plain.moving_variance)
+    predicted = [keras.ops.convert_to_numpy(layer(batch, training=False)) for layer in (fused, plain)]
+    np.testing.assert_allclose(predicted[0], predicted[1], atol=1e-5)
+    assert not np.allclose(predicted[0], trained[0], atol=1e-2)  # inference uses the moving statistics
+
+
+def test_a_stored_model_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_mnist_model("fast")
+    path = tmp_path / "fast.keras"
+    model.save(path)
+    import transferlab.core.models.custom_objects  # noqa: F401  as RunStore.load_model does
+
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    digits = np.random.default_rng(0).integers(0, 256, size=(4, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(digits, verbose=0), model.predict(digits, verbose=0), atol=1e-6)
