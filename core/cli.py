@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fast: ~99.3 %% (default); accurate: augmented, ~99.5 %%, about 8x longer")
     mnist.add_argument("--train-limit", type=int, help="use only the first N training digits")
     mnist.add_argument("--test-limit", type=int, help="evaluate on the first N test digits")
+    mnist.add_argument("--precision", choices=("auto", "float32", "mixed"), default="auto",
+                       help="auto (default): mixed precision on GPUs with tensor cores, else float32")
     _add_fit_options(mnist)
     mnist.set_defaults(handler=_cmd_train_mnist)
 
@@ -237,7 +239,7 @@ def _fit_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_train_mnist(args: argparse.Namespace) -> int:
     from transferlab.core.config import mnist_preset
 
-    extra = {k: getattr(args, k) for k in ("train_limit", "test_limit") if getattr(args, k) is not None}
+    extra = {k: getattr(args, k) for k in ("train_limit", "test_limit", "precision") if getattr(args, k) is not None}
     if args.augment:  # otherwise the preset's own choice (the accurate preset augments)
         extra["augment"] = True
     config = mnist_preset(args.model, name=args.name, **extra, **_fit_overrides(args))
@@ -631,6 +633,7 @@ class ProgressPrinter:
 
     def __call__(self, event: Event) -> None:
         from transferlab.core import events
+        from transferlab.core.records import hardware_text
 
         if isinstance(event, events.PhaseProgress):
             if event.phase != self.last_phase or (self.tty and event.total):
@@ -638,8 +641,10 @@ class ProgressPrinter:
                 self._line(f"{event.phase} {event.done}/{event.total}", final=not self.tty)
         elif isinstance(event, events.RunStarted):
             model = event.model_summary
+            hardware = event.data_summary.details.get("hardware")
+            where = f", {hardware_text(hardware)}" if hardware else ""
             self._line(f"run {event.run_id}: {model.name}, {model.trainable_params:,} trainable / "
-                       f"{model.frozen_params:,} frozen parameters", final=True)
+                       f"{model.frozen_params:,} frozen parameters{where}", final=True)
             note = _data_note(event.data_summary.to_json())
             if note:
                 self._line(note, final=True)

@@ -54,6 +54,10 @@ class FitOptions:
                    self.early_stopping_patience)
 
 
+Precision = Literal["auto", "float32", "mixed"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "float32", "mixed")
+
+
 @dataclass(frozen=True)
 class MnistConfig:
     """A scratch network trained on MNIST."""
@@ -63,11 +67,13 @@ class MnistConfig:
     augment: bool = False
     train_limit: int | None = None  # use the first N training digits (quick demos, tests)
     test_limit: int | None = None  # evaluate on the first N test digits
+    precision: Precision = "auto"  # auto: mixed precision on GPUs with tensor cores (core.training.precision)
     fit: FitOptions = field(default_factory=FitOptions)
     name: str = ""
 
     def __post_init__(self) -> None:
         _check(self.model in MNIST_MODELS, "model", f"one of {', '.join(MNIST_MODELS)}", self.model)
+        _check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
         for key in ("train_limit", "test_limit"):
             value = getattr(self, key)
             if value is not None:

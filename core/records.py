@@ -297,3 +297,14 @@ def _list_or_none(values: Sequence[Any] | None) -> list[Any] | None:
 
 def _ints_or_none(values: Sequence[Any] | None) -> tuple[int, ...] | None:
     return None if values is None else tuple(int(v) for v in values)
+
+
+def hardware_text(hardware: Mapping[str, Any]) -> str:
+    """A DataSummary's "hardware" detail (core.training.precision.hardware_summary) in words: 'on CPU, float32',
+    'on 2 GPUs (MirroredStrategy, 2 replicas), mixed precision'."""
+    where = str(hardware.get("devices", "CPU"))
+    if hardware.get("workers"):
+        where += f" x {hardware['workers']} workers"
+    if int(hardware.get("replicas", 1)) > 1:
+        where += f" ({hardware.get('strategy')}, {hardware['replicas']} replicas)"
+    return f"on {where}, {'mixed precision' if hardware.get('precision') == 'mixed_float16' else 'float32'}"

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QS
 
 from transferlab.core.events import BatchProgress, EpochEnded, PhaseProgress, RunFinished, RunStarted
 from transferlab.core.kinds import kind_of
+from transferlab.core.records import hardware_text
 from transferlab.gui.honest_numbers import cv_text_of
 from transferlab.gui.plots import ZOOM_EPOCHS, TrainingCurves
 from transferlab.gui.widgets import html_text
@@ -82,8 +83,9 @@ class TrainingPanel(QWidget):
             self.header.setText(f"<b>{html_text(event.run_id)}</b> — {summary.total_params:,} parameters "
                                 f"({summary.trainable_params:,} trainable, {summary.frozen_params:,} {fixed})")
             data = event.data_summary
+            hardware = data.details.get("hardware")
             self.append(f"run {event.run_id}: {data.train_samples} training, {data.validation_samples} validation "
-                        "samples")
+                        f"samples{', ' + hardware_text(hardware) if hardware else ''}")
         elif isinstance(event, RunFinished):
             report = event.report
             result = f", {report.eval_set} accuracy {report.accuracy:.4f}" if report is not None else ""

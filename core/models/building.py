@@ -7,6 +7,8 @@ summary or a dropped image never waits for a long fine-tune.
 
     with building_models():
         model = build_mnist_model("fast")
+    with building_models("mixed_float16"):  # layers made here compute in float16 (transferlab.core.training.precision)
+        model = build_mnist_model("fast")
 """
 
 from __future__ import annotations
@@ -19,6 +21,18 @@ KERAS_BUILD_LOCK = threading.RLock()  # re-entrant: loading a run's head inside 
 
 
 @contextlib.contextmanager
-def building_models() -> Iterator[None]:
+def building_models(dtype_policy: str | None = None) -> Iterator[None]:
+    """Hold the lock; with a Keras dtype policy name, layers created inside get that policy (Keras keeps it
+    process-wide, so it is set and restored under the lock)."""
     with KERAS_BUILD_LOCK:
-        yield
+        if dtype_policy is None:
+            yield
+            return
+        import keras
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(dtype_policy)
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)

@@ -54,15 +54,6 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(task_type == "worker" and not has_chief and int(resolver.task_id or 0) == 0)
 
 
-def describe(strategy: tf.distribute.Strategy) -> dict[str, Any]:
-    """What the run's data summary says about where it trained."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    entry: dict[str, Any] = {"strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync)}
-    if resolver is not None and getattr(resolver, "task_type", None) is not None:
-        entry["workers"] = sum(len(v) for v in resolver.cluster_spec().as_dict().values())
-    return entry
-
-
 _patched = False
 
 

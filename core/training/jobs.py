@@ -37,6 +37,7 @@ class JobContext:
     store: RunStore
     reporter: Reporter
     stop: StopFlag
+    dtype_policy: str = "float32"  # the Keras dtype policy the job builds its trained model with
 
     def phase(self, name: str, done: int, total: int) -> None:
         self.check_stop()

@@ -48,6 +48,7 @@ from transferlab.core.stopping import StopFlag
 from transferlab.core.training.distribute import default_strategy, is_chief
 from transferlab.core.training.jobs import Job, JobContext, LossIsNaN, Prepared, RunResult, StopRequested
 from transferlab.core.training.kinds import make_job
+from transferlab.core.training.precision import hardware_summary, run_precision
 from transferlab.core.training.preflight import Checked, check_run
 from transferlab.core.training.trust_fit import fit_trust
 
@@ -96,7 +97,8 @@ def run_training(config: RunConfig, reporter: Reporter | None = None, stop: Stop
 def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore, strategy: tf.distribute.Strategy,
          job: Job | None, checked: Checked) -> RunResult:
     run = store.create(config)
-    ctx = JobContext(run.run_id, store, reporter, stop)
+    precision = run_precision(config)
+    ctx = JobContext(run.run_id, store, reporter, stop, dtype_policy=precision.policy)
     recorder = _HistoryRecorder(store, run.run_id)
     status: RunStatus = "finished"
     reason = ""
@@ -108,6 +110,8 @@ def _run(config: RunConfig, reporter: Reporter, stop: StopFlag, store: RunStore,
             prepared = job.prepare(ctx)  # jobs build their models inside building_models()
             with building_models():
                 _compile(prepared, config)
+        prepared.data_summary = dataclasses.replace(prepared.data_summary, details={
+            **prepared.data_summary.details, "hardware": hardware_summary(strategy, precision)})
         summary = summarize_model(prepared.summary_model or prepared.model)
         store.write_json(run.run_id, "summary.json", {"data": prepared.data_summary.to_json(),
                                                       "model": summary_to_dict(summary)})
