@@ -61,20 +61,33 @@ def _splits(features: np.ndarray, labels: np.ndarray, folds: int, seed: int,
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(features, labels))
 
 
-def _fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_classes: int,
-                 seed: int) -> np.ndarray:
-    """Probabilities [len(test_x), n_classes] (columns of classes absent from train_y stay 0)."""
+FitTask = tuple[np.ndarray, np.ndarray]  # (rows to train on, rows to predict), indices into the features
+
+
+def _fit_predict_all(features: np.ndarray, labels: np.ndarray, tasks: Sequence[FitTask], n_classes: int,
+                     seed: int) -> list[np.ndarray]:
+    """For each task, the probabilities [len(predict rows), n_classes] of a head trained on its train rows (columns
+    of classes absent from them stay 0). The fits run in parallel threads, one per core, each with one BLAS
+    thread: the fits are small, several BLAS threads on a busy 2-core machine were 10x slower, and BLAS and
+    scikit-learn's loss release the GIL, so two fits at once take little more than one."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    head = make_head(seed)
-    # One BLAS thread: these fits are small, and several threads on a busy 2-core machine were 10× slower.
+    def fit_predict(task: FitTask) -> np.ndarray:
+        train, predict = task
+        head = make_head(seed)
+        head.fit(features[train], labels[train])
+        probabilities = np.zeros((len(predict), n_classes), dtype=np.float64)
+        probabilities[:, head.classes_] = head.predict_proba(features[predict])
+        return probabilities
+
+    workers = max(1, min(len(tasks), os.cpu_count() or 1))
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # ConvergenceWarning on tiny folds: the fit is still usable
-        head.fit(train_x, train_y)
-    probabilities = np.zeros((len(test_x), n_classes), dtype=np.float64)
-    with threadpool_limits(limits=1):
-        probabilities[:, head.classes_] = head.predict_proba(test_x)
-    return probabilities
+        with ThreadPoolExecutor(workers, thread_name_prefix="transferlab-head-fit") as pool:
+            return list(pool.map(fit_predict, tasks))
 
 
 def out_of_fold(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 42,
@@ -84,8 +97,10 @@ def out_of_fold(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: 
     n_classes = int(labels.max()) + 1
     probabilities = np.zeros((len(labels), n_classes))
     fold_of = np.full(len(labels), -1, dtype=np.int64)
-    for k, (train, test) in enumerate(_splits(features, labels, folds, seed, groups)):
-        probabilities[test] = _fit_predict(features[train], labels[train], features[test], n_classes, seed)
+    splits = _splits(features, labels, folds, seed, groups)
+    for k, ((_, test), predicted) in enumerate(zip(splits, _fit_predict_all(features, labels, splits, n_classes,
+                                                                            seed), strict=True)):
+        probabilities[test] = predicted
         fold_of[test] = k
     return probabilities, fold_of
 
@@ -148,6 +163,7 @@ def learning_curve(features: np.ndarray, labels: np.ndarray, class_names: Sequen
     index = np.arange(len(labels))
     results: dict[float, list[tuple[float, dict[str, float]]]] = {f: [] for f in fractions}
     per_class_pool: dict[float, list[float]] = {f: [] for f in fractions}
+    tasks: list[tuple[float, FitTask]] = []
     for seed in seeds:
         try:
             pool, held = train_test_split(index, test_size=holdout, stratify=labels, random_state=seed)
@@ -156,14 +172,15 @@ def learning_curve(features: np.ndarray, labels: np.ndarray, class_names: Sequen
         rng = np.random.default_rng(seed)
         for fraction in fractions:
             chosen = _stratified_subset(pool, labels, fraction, rng)
-            if len(np.unique(labels[chosen])) < 2:
-                continue
-            predicted = _fit_predict(features[chosen], labels[chosen], features[held], len(class_names),
-                                     seed).argmax(1)
-            recall = {name: float(np.mean(predicted[labels[held] == c] == c))
-                      for c, name in enumerate(class_names) if (labels[held] == c).any()}
-            results[fraction].append((float(np.mean(predicted == labels[held])), recall))
-            per_class_pool[fraction].append(len(chosen) / max(len(class_names), 1))
+            if len(np.unique(labels[chosen])) >= 2:
+                tasks.append((fraction, (chosen, held)))
+    fitted = _fit_predict_all(features, labels, [task for _, task in tasks], len(class_names), seed=0)  # lbfgs: unused
+    for (fraction, (chosen, held)), probabilities in zip(tasks, fitted, strict=True):
+        predicted = probabilities.argmax(1)
+        recall = {name: float(np.mean(predicted[labels[held] == c] == c))
+                  for c, name in enumerate(class_names) if (labels[held] == c).any()}
+        results[fraction].append((float(np.mean(predicted == labels[held])), recall))
+        per_class_pool[fraction].append(len(chosen) / max(len(class_names), 1))
     points = []
     for fraction in fractions:
         runs = results[fraction]

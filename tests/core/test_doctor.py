@@ -282,3 +282,21 @@ def test_near_duplicate_pairs_compared_in_blocks_match_the_whole_matrix(monkeypa
     groups = duplicates.near_duplicate_groups(hashes, embeddings)
     assert [g.members for g in groups] == [(3, 31, 45), (0, 59), (12, 13)]
     assert all(g.hash_bits == 2 and g.similarity > 0.99 for g in groups)
+
+
+def test_head_fits_in_parallel_threads_give_the_sequential_results() -> None:
+    """The cross-validation and learning-curve fits run two at a time; each must equal a fit made alone."""
+    from transferlab.core.analysis.crossval import learning_curve, make_head, out_of_fold
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 60)
+    features = (rng.normal(size=(180, 16)) + labels[:, None] * 0.8).astype(np.float32)
+    probabilities, fold_of = out_of_fold(features, labels, folds=5, seed=3)
+    for k in range(5):
+        test = fold_of == k
+        head = make_head(3).fit(features[~test], labels[~test])
+        np.testing.assert_allclose(probabilities[test], head.predict_proba(features[test]), atol=1e-9)
+    assert 0.6 < float(np.mean(probabilities.argmax(1) == labels)) < 1.0  # learned, not trivially
+    curve = learning_curve(features, labels, ["a", "b", "c"])
+    assert [p["fraction"] for p in curve["points"]] == [0.1, 0.25, 0.5, 0.75, 1.0]
+    assert curve == learning_curve(features, labels, ["a", "b", "c"])  # the same whatever thread ran first
