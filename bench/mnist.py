@@ -1,7 +1,8 @@
 """MNIST speed benchmark: the "fast" preset (>= 99.2 % on every seed in <= 15 % of Keras' recipe time) and the
 "accurate" preset (>= 99.6 % in <= 1.0x Keras' recipe time).
 
-    python bench/mnist.py [--quick] [--seeds 42,0,1,2,3,4] [--skip-accurate] [--skip-seed] [--json-out r.json]
+    python bench/mnist.py [--quick] [--seeds 42,0,1,2,3,4] [--accurate-seeds 42,0,1] [--skip-accurate]
+                          [--skip-seed] [--json-out r.json]
 
 In ONE process, side by side (so that all share the machine's load of the moment):
 
@@ -10,7 +11,8 @@ In ONE process, side by side (so that all share the machine's load of the moment
   keras     Keras' "Simple MNIST convnet" example, exactly: Conv32-Pool-Conv64-Pool-Flatten-Dropout(0.5)-
             Dense(10), Adam, categorical cross-entropy, batch 128, 15 epochs, validation_split 0.1, plain
             `model.fit` on float arrays (build_keras_recipe_cnn scales the pixels inside the model).
-  accurate  mnist_preset("accurate") (augmented digits, more epochs), through `run_training`.
+  accurate  mnist_preset("accurate") (augmented digits, more epochs), through `run_training`, once per seed
+            (default: 42, 0, 1; its augmentation is seeded too, so each seed gives the same result every run).
   cnn       the seed material's recipe, mnist_preset("cnn") (batch 32, validation split 0.3, stops once the
             training accuracy passes 0.98), also through `run_training`.
 
@@ -21,9 +23,11 @@ first epoch at the target accuracy (99.2 %; accurate: 99.6 %), total training ti
 test accuracy, and process CPU seconds (a cross-check on a shared, noisy machine).
 
 Verdicts, each as a ratio to the Keras recipe's 15-epoch training time (wall; CPU time beside it):
-  fast      every seed reaches 99.2 %, the median final accuracy of the seeds is >= 99.25 %, and the slowest
+  fast      every seed reaches 99.2 %, the median final accuracy of seeds 0-4 is >= 99.25 % (the issue's
+            definition; the median of all seeds run is printed beside it), and the slowest
             seed's time to 99.2 % is <= 15 % of Keras' time;
-  accurate  final test accuracy >= 99.6 % and its whole training time <= 1.0x Keras' time.
+  accurate  every seed's final test accuracy >= 99.6 % and the slowest seed's whole training time <= 1.0x
+            Keras' time.
 
 --quick trains the Keras recipe for 2 epochs only and extrapolates its 15-epoch time as first epoch + 14 x
 second epoch (the first one includes graph tracing), trains the fast preset for the first seed only, skips
@@ -67,6 +71,8 @@ ACCURATE_TARGET = 0.996
 ACCURATE_RATIO = 1.0
 KERAS_EPOCHS = 15
 DEFAULT_SEEDS = (42, 0, 1, 2, 3, 4)
+MEDIAN_SEEDS = (0, 1, 2, 3, 4)
+ACCURATE_SEEDS = (42, 0, 1)
 
 
 @dataclass
@@ -204,7 +210,7 @@ def ratio_to(value: float | None, reference: float) -> float | None:
 def summarize(results: list[Result], keras_15: float, extrapolated: bool, keras_cpu_15: float) -> dict[str, Any]:
     rows = []
     for r in results:
-        target = ACCURATE_TARGET if r.name == "accurate" else TARGET_ACCURACY
+        target = ACCURATE_TARGET if r.name.startswith("accurate") else TARGET_ACCURACY
         reached = r.reached(target)
         rows.append({"name": r.name, "recipe": r.recipe, "target_accuracy": target, "epochs_trained": len(r.epochs),
                      "seconds_per_epoch": r.seconds_per_epoch(),
@@ -225,24 +231,32 @@ def summarize(results: list[Result], keras_15: float, extrapolated: bool, keras_
         "results": rows}
     fast = [row for row in rows if row["name"].startswith("fast")]
     finals = [row["final_test_accuracy"] for row in fast]
+    # The issue's median is over seeds 0-4 (seed 42 is the README command's own): that one when they all ran.
+    issue_rows = [row for row in fast if row["name"] in {f"fast s{seed}" for seed in MEDIAN_SEEDS}]
+    median_finals = [row["final_test_accuracy"] for row in issue_rows] if len(issue_rows) == len(MEDIAN_SEEDS) \
+        else finals
     ratios = [row["ratio_to_target"] for row in fast]
     cpu_ratios = [row["cpu_ratio_to_target"] for row in fast]
     worst = None if None in ratios else max(ratios)
     summary["fast"] = {
         "target_accuracy": TARGET_ACCURACY, "target_median": TARGET_MEDIAN, "target_ratio": TARGET_RATIO,
-        "seeds": len(fast), "min_accuracy": min(finals), "median_accuracy": statistics.median(finals),
+        "seeds": len(fast), "min_accuracy": min(finals), "median_accuracy": statistics.median(median_finals),
+        "median_over": "seeds 0-4" if median_finals is not finals else "all seeds",
+        "median_all_seeds": statistics.median(finals),
         "worst_ratio": worst, "median_ratio": None if worst is None else statistics.median(ratios),
         "worst_cpu_ratio": None if None in cpu_ratios else max(cpu_ratios),
         "passed": worst is not None and worst <= TARGET_RATIO and min(finals) >= TARGET_ACCURACY
-        and statistics.median(finals) >= TARGET_MEDIAN}
-    accurate = next((row for row in rows if row["name"] == "accurate"), None)
-    if accurate is not None:
+        and statistics.median(median_finals) >= TARGET_MEDIAN}
+    accurate = [row for row in rows if row["name"].startswith("accurate")]
+    if accurate:
+        accuracies = [row["final_test_accuracy"] for row in accurate]
+        ratios = [row["training_ratio"] for row in accurate]
         summary["accurate"] = {
-            "target_accuracy": ACCURATE_TARGET, "target_ratio": ACCURATE_RATIO,
-            "final_test_accuracy": accurate["final_test_accuracy"], "training_ratio": accurate["training_ratio"],
-            "training_cpu_ratio": accurate["training_cpu_ratio"], "ratio_to_target": accurate["ratio_to_target"],
-            "passed": accurate["final_test_accuracy"] >= ACCURATE_TARGET
-            and accurate["training_ratio"] <= ACCURATE_RATIO}
+            "target_accuracy": ACCURATE_TARGET, "target_ratio": ACCURATE_RATIO, "seeds": len(accurate),
+            "min_accuracy": min(accuracies), "median_accuracy": statistics.median(accuracies),
+            "worst_training_ratio": max(ratios), "median_training_ratio": statistics.median(ratios),
+            "worst_training_cpu_ratio": max(row["training_cpu_ratio"] for row in accurate),
+            "passed": min(accuracies) >= ACCURATE_TARGET and max(ratios) <= ACCURATE_RATIO}
     return summary
 
 
@@ -271,18 +285,20 @@ def print_table(summary: dict[str, Any]) -> None:
     print(f"\nKeras recipe, 15 epochs: {summary['keras_15_epoch_seconds']:.1f} s training ({how}), "
           f"{summary['keras_15_epoch_cpu_seconds']:.1f} s CPU")
     fast = summary["fast"]
-    print(f"fast, {fast['seeds']} seed(s): test accuracy min {fast['min_accuracy']:.2%}, median "
-          f"{fast['median_accuracy']:.2%} (targets >= {TARGET_ACCURACY:.1%} each, median >= {TARGET_MEDIAN:.2%}); "
+    print(f"fast, {fast['seeds']} seed(s): test accuracy min {fast['min_accuracy']:.2%}, median of "
+          f"{fast['median_over']} {fast['median_accuracy']:.3%} (of all seeds {fast['median_all_seeds']:.3%}; "
+          f"targets >= {TARGET_ACCURACY:.1%} each, median >= {TARGET_MEDIAN:.2%}); "
           f"time to {TARGET_ACCURACY:.1%} / Keras 15-epoch time: slowest seed {_pct(fast['worst_ratio'])}, median "
           f"{_pct(fast['median_ratio'])} (CPU time, slowest: {_pct(fast['worst_cpu_ratio'])}); target <= "
           f"{TARGET_RATIO:.0%}: {'PASS' if fast['passed'] else 'FAIL'}")
     accurate = summary.get("accurate")
     if accurate:
-        print(f"accurate: test accuracy {accurate['final_test_accuracy']:.2%} (target >= {ACCURATE_TARGET:.1%}); "
-              f"training time / Keras 15-epoch time {accurate['training_ratio']:.2f}x (CPU time "
-              f"{accurate['training_cpu_ratio']:.2f}x; to {ACCURATE_TARGET:.1%}: "
-              f"{_pct(accurate['ratio_to_target'])}); target <= {ACCURATE_RATIO:.1f}x: "
-              f"{'PASS' if accurate['passed'] else 'FAIL'}")
+        print(f"accurate, {accurate['seeds']} seed(s): test accuracy min {accurate['min_accuracy']:.2%}, median "
+              f"{accurate['median_accuracy']:.2%} (target >= {ACCURATE_TARGET:.1%} each); training time / Keras "
+              f"15-epoch time: slowest {accurate['worst_training_ratio']:.2f}x, median "
+              f"{accurate['median_training_ratio']:.2f}x (CPU time, slowest: "
+              f"{accurate['worst_training_cpu_ratio']:.2f}x); "
+              f"target <= {ACCURATE_RATIO:.1f}x: {'PASS' if accurate['passed'] else 'FAIL'}")
 
 
 def main() -> int:
@@ -292,10 +308,13 @@ def main() -> int:
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)),
                         help="comma-separated seeds for the fast preset (default: %(default)s)")
     parser.add_argument("--json-out", type=Path, help="also write the summary as JSON here")
+    parser.add_argument("--accurate-seeds", default=",".join(map(str, ACCURATE_SEEDS)),
+                        help="comma-separated seeds for the accurate preset (default: %(default)s)")
     parser.add_argument("--skip-accurate", action="store_true", help="leave out the accurate preset")
     parser.add_argument("--skip-seed", action="store_true", help="leave out the seed CNN recipe")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    accurate_seeds = [int(seed) for seed in args.accurate_seeds.split(",") if seed.strip()]
     if args.quick:
         seeds = seeds[:1]
 
@@ -310,7 +329,8 @@ def main() -> int:
             results.append(run_engine(f"fast s{seed}", mnist_preset("fast", seed=seed), mnist, store))
         results.append(run_keras_recipe(mnist, keras_epochs))
         if not (args.quick or args.skip_accurate):
-            results.append(run_engine("accurate", mnist_preset("accurate"), mnist, store))
+            for seed in accurate_seeds:
+                results.append(run_engine(f"accurate s{seed}", mnist_preset("accurate", seed=seed), mnist, store))
         if not args.skip_seed:
             seed_config = mnist_preset("cnn", epochs=2) if args.quick else mnist_preset("cnn")
             results.append(run_engine("cnn", seed_config, mnist, store))

@@ -157,7 +157,7 @@ def default_learning_rate(config: RunConfig) -> float:
     return config.default_learning_rate()
 
 
-ACCURATE_EPOCHS = 8
+ACCURATE_EPOCHS = 12
 
 
 def mnist_preset(model: MnistModel = "fast", **overrides: Any) -> MnistConfig:

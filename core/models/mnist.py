@@ -78,16 +78,18 @@ def build_fast_cnn() -> keras.Model:
 
 
 def build_accurate_cnn() -> keras.Model:
-    """The fast CNN's shape, 1.5x wider (96 channels after the stem; 136,202 parameters, ~1.6x its training
-    cost), for the "accurate" preset, which trains it on augmented digits (one random affine distortion each:
-    rotation, shift, shear, zoom) for four times the fast preset's epochs (bench/mnist.py)."""
-    return _strided_cnn("accurate_cnn", width=ACCURATE_WIDTH)
+    """The fast CNN's convolutions 1.5x wider (96 channels after the stem) and a hidden Dense(128) with dropout
+    0.3 before the output (420,810 parameters), for the "accurate" preset, which trains it on augmented digits
+    (one random affine distortion each: rotation, shift, shear, zoom) for 12 epochs (bench/mnist.py). Without
+    the hidden layer, or at 64 channels for 11 epochs, it ended at 99.50-99.61 % on seeds 42 and 0."""
+    return _strided_cnn("accurate_cnn", width=ACCURATE_WIDTH, hidden_units=ACCURATE_HIDDEN)
 
 
 ACCURATE_WIDTH = 96
+ACCURATE_HIDDEN = 128
 
 
-def _strided_cnn(name: str, width: int) -> keras.Model:
+def _strided_cnn(name: str, width: int, hidden_units: int = 0) -> keras.Model:
     inputs, x = _input_block(name)
     x = layers.Conv2D(32, 5, strides=2, padding="same", activation="relu")(x)
     for strides, padding in ((2, "same"), (1, "valid")):
@@ -95,6 +97,9 @@ def _strided_cnn(name: str, width: int) -> keras.Model:
         x = FusedBatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
     x = layers.Flatten()(x)
+    if hidden_units:
+        x = layers.Dense(hidden_units, activation="relu", name="hidden")(x)
+        x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(10, activation="softmax", name="probabilities", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name=name)
 

@@ -17,7 +17,7 @@ EXPECTED_PARAMS = {
     "cnn": 693_962,  # conv 320 + dense 5,408×128 + 128 + dense 1,290
     "ann": 101_770,  # dense 784×128 + 128 + dense 1,290
     "keras": 34_826,  # Keras' "Simple MNIST convnet"
-    "accurate": 136_202,  # the fast CNN's shape at 96 channels: 832 + 27,648 + 82,944 + BN 4×192 + 24,010
+    "accurate": 420_810,  # 96 channels: 832 + 27,648 + 82,944 + BN 4×192; dense 2,400×128 + 128; dense 1,290
 }
 
 
