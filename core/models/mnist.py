@@ -61,7 +61,7 @@ def build_keras_recipe_cnn() -> keras.Model:
 def build_fast_cnn() -> keras.Model:
     """A small CNN designed for a 2-core laptop CPU (72,650 parameters, ~2 M multiply-adds per digit). Trained
     with the "fast" preset (2 epochs, batch 64, one-cycle learning rate peaking at 3e-3, label smoothing 0.1)
-    it reached 99.22-99.35 % test accuracy on seeds 42 and 0-4 (bench/mnist.py), where Keras' 15-epoch
+    it reached 99.21-99.29 % test accuracy on seeds 42 and 0-4 (bench/mnist.py), where Keras' 15-epoch
     "Simple MNIST convnet" recipe ends at ~99.17 %; its time against that recipe's is in the README.
 
     Conv5×5/2(32)+ReLU → [Conv3×3/2(64) → Conv3×3 valid(64)], each with batch norm and ReLU → Flatten →
@@ -72,7 +72,8 @@ def build_fast_cnn() -> keras.Model:
     - the 5×5 stem beat a 3×3 one (99.3 % vs 99.1 % after 3 epochs); flattening the 5×5×64 map beat global
       max pooling (99.1 %); the stem's batch norm cost ~15 % of the time and no accuracy, so it has a bias;
     - batch-norm momentum 0.9 (Keras' default is 0.99): with only ~670 steps the slow moving averages lag
-      the weights, which cost up to 2 points of test accuracy at batch 512.
+      the weights, which cost up to 2 points of test accuracy at batch 512; batch norm trains through TF's
+      fused op (FusedBatchNormalization).
     """
     return _strided_cnn("fast_cnn", width=64)
 

@@ -12,11 +12,12 @@ import tensorflow as tf
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """Keras' BatchNormalization, trained through TensorFlow's `FusedBatchNormV3` op.
 
-    Keras 3 normalizes a training batch with separate moment, normalization and moving-average ops; on a 2-core
-    CPU they cost ~12 % of a fast-CNN training step (bench/mnist.py), the fused op and its gradient a fraction
-    of that. Inference (and a frozen layer) is Keras' own code path, so a stored model predicts and exports
-    exactly like one with plain BatchNormalization. Weights and config are BatchNormalization's. The moving
-    variance is updated with the batch's unbiased variance (n/(n-1) times Keras'), as TF 2's fused op does.
+    Keras 3 normalizes a training batch with separate moment, normalization and moving-average ops; the fused
+    op and its gradient do it in one pass each, which took less CPU time per fast-CNN step on a 2-core CPU
+    (see the README's MNIST benchmark notes). Inference (and a frozen layer) is Keras' own code path, so a
+    stored model predicts and exports exactly like one with plain BatchNormalization. Weights and config are
+    BatchNormalization's. The moving variance is updated with the batch's unbiased variance (n/(n-1) times
+    Keras'), as TF 2's fused op does.
     """
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
