@@ -81,8 +81,7 @@ def measure(store_root: Path, run_id: str, repeats: int, out: Path) -> list[dict
     for fmt in FORMATS:
         paths[fmt] = export_run(run_id, fmt, store=store, out=out / f"{run_id}-{fmt}.tflite")
         records[fmt] = store.read_json(run_id, "exports.json")[-1]
-    info = store.read_json(run_id, "model_info.json")
-    sample = verification_images(store, run_id, info)[:1]
+    sample = verification_images(store, run_id, store.model_info(run_id))[:1]
     times = latency_ms(paths, sample, repeats)
     rows = []
     for fmt in FORMATS:
