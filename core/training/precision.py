@@ -9,7 +9,6 @@ float32 backbone and feature cache, so it stays in float32.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,6 @@ from typing import Any
 import tensorflow as tf
 
 from transferlab.core.config import MnistConfig, RunConfig
-
-logger = logging.getLogger(__name__)
 
 MIXED = "mixed_float16"
 FLOAT32 = "float32"
@@ -29,10 +26,6 @@ TENSOR_CORE_CAPABILITY = (7, 0)
 class Precision:
     policy: str  # a Keras dtype policy name: "float32" or "mixed_float16"
     reason: str  # one sentence for the run's summary
-
-    @property
-    def mixed(self) -> bool:
-        return self.policy == MIXED
 
 
 def run_precision(config: RunConfig) -> Precision:
